@@ -1,0 +1,3 @@
+from edgemnist.cli import main
+
+main()

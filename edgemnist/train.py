@@ -1,0 +1,186 @@
+"""Training loop and checkpoint save/load.  [train side]
+
+Recipe (measured, see README): batch-norm MLP, SGD with Nesterov momentum under a one-cycle LR
+schedule, label smoothing, and light random affine augmentation done on whole batches on the fly
+(one affine_grid + grid_sample per batch, no per-sample PIL work).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgemnist import UserError, __version__, atomic, data
+from edgemnist.model import MLP, MLPConfig
+
+CHECKPOINT_FORMAT = "edgemnist-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.2  # peak of the one-cycle schedule
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    rotate_deg: float = 10.0
+    translate_px: float = 2.0
+    scale: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+
+
+def pick_device(device: str) -> torch.device:
+    """'auto' -> CUDA when torch sees it, else CPU; 'cuda' without CUDA is a UserError (exit 2)."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1] (the model's input contract)."""
+    return torch.from_numpy(np.array(images, copy=True)).to(device).unsqueeze(1).float().div_(255.0)
+
+
+def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Random rotation, scale and translation for a whole batch at once."""
+    n = x.shape[0]
+    u = torch.rand(n, 4, generator=gen, device=x.device) * 2 - 1
+    angle = u[:, 0] * math.radians(cfg.rotate_deg)
+    scale = 1 + u[:, 1] * cfg.scale
+    shift = u[:, 2:] * (2 * cfg.translate_px / x.shape[-1])
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """Logits for x, in eval mode, in batches."""
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(1) == labels).float().mean().item()
+
+
+def train(
+    model_config: MLPConfig,
+    cfg: TrainConfig,
+    *,
+    device: str = "auto",
+    data_dir: str | None = None,
+    on_epoch=None,
+) -> tuple[MLP, dict]:
+    """Train on the MNIST training set; returns the model and its metrics (test accuracy each epoch).
+
+    `on_epoch(epoch, loss, test_accuracy)` is called after each epoch (progress display).
+    Same seed and device -> same weights.
+    """
+    start = time.perf_counter()
+    dev = pick_device(device)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+    mnist = data.load(data_dir)
+    x_train = to_tensor(mnist.train_images, dev)
+    y_train = torch.from_numpy(mnist.train_labels.astype(np.int64)).to(dev)
+    x_test = to_tensor(mnist.test_images, dev)
+    y_test = torch.from_numpy(mnist.test_labels.astype(np.int64)).to(dev)
+
+    model = MLP(model_config).to(dev)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay
+    )
+    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.25
+    )
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen, device=dev)
+        total = 0.0
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            xb = augment(x_train[idx], cfg, gen)
+            loss = F.cross_entropy(model(xb), y_train[idx], label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        acc = accuracy(predict(model, x_test), y_test)
+        history.append({"epoch": epoch, "loss": total / len(x_train), "test_accuracy": acc})
+        if on_epoch:
+            on_epoch(epoch, total / len(x_train), acc)
+    model = model.cpu().eval()
+    metrics = {
+        "test_accuracy": history[-1]["test_accuracy"],
+        "seconds": time.perf_counter() - start,
+        "epochs": cfg.epochs,
+        "device": str(dev),
+        "history": history,
+    }
+    return model, metrics
+
+
+def save_checkpoint(path: str | Path, model: MLP, cfg: TrainConfig, metrics: dict) -> str:
+    """Write the checkpoint atomically; returns its SHA-256."""
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "normalization": {"mean": model.config.mean, "std": model.config.std},
+        "train_config": asdict(cfg),
+        "metrics": {k: v for k, v in metrics.items() if k != "history"} | {"history": metrics.get("history", [])},
+        "seed": cfg.seed,
+        "versions": {"torch": torch.__version__, "edgemnist": __version__},
+    }
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    blob = buf.getvalue()
+    atomic.write_bytes(path, blob)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> tuple[MLP, dict]:
+    """Load with weights_only=True (a crafted file cannot run code); UserError on anything wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} not found (train one with `edgemnist train`)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for truncated/garbage files
+        raise UserError(f"{path} is not a readable edgemnist checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not an edgemnist checkpoint (expected format {CHECKPOINT_FORMAT})")
+    config = MLPConfig.from_dict(ckpt["config"])
+    model = MLP(config)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise UserError(f"{path}: config does not match the weights ({first[:160]})") from None
+    return model.eval(), ckpt
