@@ -154,9 +154,9 @@ def save_checkpoint(path: str | Path, model: MLP, cfg: TrainConfig, metrics: dic
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "normalization": {"mean": model.config.mean, "std": model.config.std},
         "train_config": asdict(cfg),
-        "metrics": {k: v for k, v in metrics.items() if k != "history"} | {"history": metrics.get("history", [])},
+        "metrics": metrics,
         "seed": cfg.seed,
-        "versions": {"torch": torch.__version__, "edgemnist": __version__},
+        "versions": {"torch": str(torch.__version__), "edgemnist": __version__},
     }
     buf = io.BytesIO()
     torch.save(ckpt, buf)

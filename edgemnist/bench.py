@@ -1,0 +1,299 @@
+"""`edgemnist bench`: latency percentiles and throughput, every backend side by side in one run.
+
+Rounds of the backends are interleaved (in a seeded shuffled order each round) so that machine
+noise hits them alike; ratios are only ever taken between rows of the same run.
+The ceiling is a plain chain of MatMuls of the model's shapes (no bias, no activation) run by the
+same engine (onnxruntime's MLAS), at the largest batch size.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgemnist import UserError, atomic, runtime
+from edgemnist.progress import bar, console, say
+
+DEFAULT_MODELS = (Path("exported/mlp.onnx"), Path("exported/mlp.int8.onnx"))
+MLP_SHAPES = (784, 512, 256, 128, 64, 10)
+ROUNDS = 10
+
+
+def parse_batch_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--batch-sizes wants comma-separated positive integers, got {text!r}") from None
+    if not sizes or any(s < 1 for s in sizes):
+        raise UserError(f"--batch-sizes wants comma-separated positive integers, got {text!r}")
+    return sizes
+
+
+def parse_models(text: str | None) -> list[Path]:
+    if text:
+        paths = [Path(s.strip()) for s in text.split(",") if s.strip()]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise UserError(f"model not found: {', '.join(missing)}")
+        return paths
+    paths = [p for p in DEFAULT_MODELS if p.is_file()]
+    if not paths:
+        raise UserError("no models to benchmark: run `edgemnist export --quantize` or pass --models")
+    return paths
+
+
+def cpu_features() -> dict:
+    """The CPU features that decide int8 and fp32 speed, read from /proc/cpuinfo."""
+    flags, model = set(), platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+            elif line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"]
+    return {
+        "model": model,
+        "logical_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "features": {f: f in flags for f in wanted},
+    }
+
+
+@dataclass
+class Backend:
+    name: str  # torch-fp32 | ort-fp32 | ort-int8 | ceiling-matmul
+    provider: str
+    model: str
+    make: Callable[[int], Callable[[], object]]  # batch size -> a zero-argument call that runs one batch
+
+
+def ort_backend(path: Path, provider: str, threads: int | None) -> Backend:
+    model = runtime.open_model(path, provider, threads, quiet=True)
+    precision = model.metadata.get("edgemnist.precision") or ("int8" if ".int8." in path.name else "fp32")
+
+    def make(batch: int):
+        x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
+        # IOBinding with pre-bound input and output buffers: no per-call allocation or dict building
+        binding = model.session.io_binding()
+        binding.bind_cpu_input(model.input_name, x)
+        out = np.empty((batch, 10), np.float32)
+        binding.bind_output(model.session.get_outputs()[0].name, "cpu", 0, np.float32, out.shape, out.ctypes.data)
+        run = model.session.run_with_iobinding
+        return lambda: run(binding)
+
+    return Backend(f"ort-{precision}", model.providers[0], str(path), make)
+
+
+def matmul_ceiling_backend(threads: int | None) -> Backend:
+    """The same shapes as plain MatMuls (no bias, no ReLU), through onnxruntime: the ceiling."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits, nodes, prev = [], [], "x"
+    for i, (a, b) in enumerate(zip(MLP_SHAPES, MLP_SHAPES[1:])):
+        inits.append(numpy_helper.from_array(rng.standard_normal((a, b)).astype(np.float32) * 0.05, f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"h{i}"]))
+        prev = f"h{i}"
+    graph = helper.make_graph(
+        nodes, "ceiling", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["N", 10])], inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), runtime.session_options(threads), providers=[runtime.CPU])
+
+    def make(batch: int):
+        x = rng.random((batch, 784), dtype=np.float32)
+        binding = session.io_binding()
+        binding.bind_cpu_input("x", x)
+        out = np.empty((batch, 10), np.float32)
+        binding.bind_output(prev, "cpu", 0, np.float32, out.shape, out.ctypes.data)
+        return lambda: session.run_with_iobinding(binding)
+
+    return Backend("ceiling-matmul", runtime.CPU, "plain MatMul chain 784-512-256-128-64-10", make)
+
+
+def torch_backend(checkpoint: Path, threads: int | None) -> Backend:
+    import torch
+
+    from edgemnist.model import fold
+    from edgemnist.train import load_checkpoint
+
+    torch.set_num_threads(threads or runtime.default_threads())
+    model, _ = load_checkpoint(checkpoint)
+    folded = fold(model)  # the same function as the ONNX graph: the fairest eager baseline
+
+    def make(batch: int):
+        x = torch.rand(batch, 1, 28, 28)
+
+        def call():
+            with torch.inference_mode():
+                return folded(x)
+
+        return call
+
+    return Backend("torch-fp32", "torch-cpu", str(checkpoint), make)
+
+
+def _time(call: Callable[[], object], seconds: float, into: list[float]) -> None:
+    clock = time.perf_counter_ns
+    end = clock() + int(seconds * 1e9)
+    while True:
+        t0 = clock()
+        call()
+        t1 = clock()
+        into.append((t1 - t0) / 1000.0)
+        if t1 >= end:
+            return
+
+
+def run(
+    models: list[Path],
+    batch_sizes: list[int],
+    *,
+    checkpoint: Path | None = None,
+    use_torch: bool = True,
+    threads: int | None = None,
+    provider: str = "cpu",
+    duration: float = 2.0,
+    quiet: bool = False,
+) -> dict:
+    if not duration > 0:
+        raise UserError(f"--duration must be positive, got {duration}")
+    backends: list[Backend] = []
+    notes: list[str] = []
+    if use_torch:
+        ckpt = checkpoint or Path("exported/mlp.pt")
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            notes.append("PyTorch baseline skipped: torch is not installed")
+        else:
+            if ckpt.is_file():
+                backends.append(torch_backend(ckpt, threads))
+            elif checkpoint is not None:
+                raise UserError(f"checkpoint {ckpt} not found")
+            else:
+                notes.append(f"PyTorch baseline skipped: no checkpoint at {ckpt}")
+    backends += [ort_backend(p, provider, threads) for p in models]
+    backends.append(matmul_ceiling_backend(threads))
+    ceiling_batch = max(batch_sizes)
+
+    latencies: dict[tuple[int, int], list[float]] = {}
+    order = random.Random(0)
+    with bar(quiet=quiet) as progress:
+        task = progress.add_task("bench", total=len(batch_sizes) * ROUNDS, status="")
+        for batch in batch_sizes:
+            active = [i for i, b in enumerate(backends) if b.name != "ceiling-matmul" or batch == ceiling_batch]
+            calls = {i: backends[i].make(batch) for i in active}
+            for i in active:  # warm-up
+                _time(calls[i], min(0.2, duration / 4), [])
+            for _ in range(ROUNDS):
+                order.shuffle(active)
+                for i in active:
+                    _time(calls[i], duration / ROUNDS, latencies.setdefault((i, batch), []))
+                progress.update(task, advance=1, status=f"batch {batch}")
+
+    rows = []
+    for (i, batch), lat in sorted(latencies.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        a = np.array(lat)
+        b = backends[i]
+        rows.append({
+            "backend": b.name, "provider": b.provider, "model": b.model, "batch_size": batch,
+            "p50_us": float(np.percentile(a, 50)), "p90_us": float(np.percentile(a, 90)),
+            "p99_us": float(np.percentile(a, 99)), "mean_us": float(a.mean()), "calls": int(len(a)),
+            "images_per_s": batch * len(a) / (a.sum() / 1e6),
+        })
+    _add_ratios(rows)
+    ceiling = next((r for r in rows if r["backend"] == "ceiling-matmul"), None)
+    macs = sum(x * y for x, y in zip(MLP_SHAPES, MLP_SHAPES[1:]))
+    for r in rows:
+        r["gflops"] = r["images_per_s"] * 2 * macs / 1e9
+        if ceiling and r["batch_size"] == ceiling["batch_size"]:
+            r["vs_ceiling"] = r["images_per_s"] / ceiling["images_per_s"]
+    for r in rows:
+        if r.get("int8_vs_fp32", 1.0) < 1.0:
+            notes.append(f"int8 is SLOWER than fp32 on this host at batch {r['batch_size']} ({r['int8_vs_fp32']:.2f}x)")
+    return {
+        "cpu": cpu_features(),
+        "threads": threads or runtime.default_threads(),
+        "duration_s": duration,
+        "rows": [r for r in rows if r["backend"] != "ceiling-matmul"],
+        "ceiling": {"batch_size": ceiling["batch_size"], "images_per_s": ceiling["images_per_s"],
+                    "p50_us": ceiling["p50_us"], "gflops": ceiling["gflops"], "what": ceiling["model"]} if ceiling else None,
+        "macs_per_image": macs,
+        "notes": notes,
+    }
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    """Each row vs PyTorch eager, and int8 vs fp32, at the same batch size (same run)."""
+    by = {(r["backend"], r["batch_size"]): r for r in rows}
+    for r in rows:
+        torch_row = by.get(("torch-fp32", r["batch_size"]))
+        if torch_row and r["backend"].startswith("ort-"):
+            r["vs_torch"] = r["images_per_s"] / torch_row["images_per_s"]
+            r["p50_speedup_vs_torch"] = torch_row["p50_us"] / r["p50_us"]
+        fp32 = by.get(("ort-fp32", r["batch_size"]))
+        if fp32 and r["backend"] == "ort-int8":
+            r["int8_vs_fp32"] = r["images_per_s"] / fp32["images_per_s"]
+
+
+def print_report(report: dict) -> None:
+    from rich.table import Table
+
+    cpu = report["cpu"]
+    feats = ", ".join(f for f, on in cpu["features"].items() if on) or "none of AVX2/AVX-512/VNNI/AMX"
+    say(f"CPU: {cpu['model']} ({cpu['logical_cpus']} logical CPUs, {report['threads']} threads); features: {feats}")
+    t = Table(title="per-call latency (µs) and throughput; ratios from this run")
+    for col in ("backend", "batch", "p50", "p90", "p99", "images/s", "vs torch", "int8/fp32", "vs ceiling"):
+        t.add_column(col, justify="right")
+    fmt = lambda r, k: f"{r[k]:.2f}x" if k in r else "-"  # noqa: E731
+    for r in report["rows"]:
+        t.add_row(r["backend"], str(r["batch_size"]), f"{r['p50_us']:.1f}", f"{r['p90_us']:.1f}", f"{r['p99_us']:.1f}",
+                  f"{r['images_per_s']:,.0f}", fmt(r, "vs_torch"), fmt(r, "int8_vs_fp32"), fmt(r, "vs_ceiling"))
+    console.print(t)
+    c = report["ceiling"]
+    if c:
+        say(f"ceiling (plain MatMul chain, batch {c['batch_size']}): {c['images_per_s']:,.0f} images/s = {c['gflops']:.1f} GFLOP/s "
+            f"at {report['macs_per_image']:,} multiply-adds per image")
+    for note in report["notes"]:
+        say(f"note: {note}")
+
+
+def plot(report: dict, out: str | Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("--plot needs matplotlib: pip install 'edgemnist[plot]'") from None
+    rows = report["rows"]
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    batches = sorted({r["batch_size"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    width = 0.8 / len(backends)
+    for k, name in enumerate(backends):
+        vals = [next((r["images_per_s"] for r in rows if r["backend"] == name and r["batch_size"] == b), 0) for b in batches]
+        ax.bar([i + k * width for i in range(len(batches))], vals, width, label=name)
+    ax.set_xticks([i + width * (len(backends) - 1) / 2 for i in range(len(batches))], [f"batch {b}" for b in batches])
+    ax.set_yscale("log")
+    ax.set_ylabel("images/s (log)")
+    ax.set_title(f"edgemnist bench — {report['cpu']['model']}", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    with atomic.atomic_path(out) as tmp:
+        fig.savefig(tmp, format=Path(out).suffix.lstrip(".") or "png")
+    plt.close(fig)

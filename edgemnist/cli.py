@@ -1,0 +1,274 @@
+"""The command line: one thin typer function per command; the work is in the library modules.
+
+Training-side modules (torch) are imported only inside the commands that need them, so `infer`,
+`eval` of an .onnx and `bench` of onnxruntime start fast and run without torch installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgemnist import UserError, __version__
+from edgemnist.progress import bar, say
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Train an MNIST MLP, export it to ONNX (+int8), and run it on onnxruntime.",
+)
+_state = {"debug": False}
+
+
+class Provider(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Method(str, Enum):
+    static = "static"
+    dynamic = "dynamic"
+
+
+class Calibration(str, Enum):
+    minmax = "minmax"
+    entropy = "entropy"
+    percentile = "percentile"
+
+
+DataDir = Annotated[Optional[Path], typer.Option(help="Directory with the MNIST IDX files (raw or .gz); default $EDGEMNIST_DATA, else the cache / download.")]
+Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout; human text goes to stderr.")]
+ProviderOpt = Annotated[Provider, typer.Option(help="onnxruntime execution provider.")]
+Threads = Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: cores, at most 4).")]
+
+
+def emit(obj) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+):
+    _state["debug"] = debug
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit(0)
+
+
+@app.command("data")
+def data_cmd(data_dir: DataDir = None, json_out: Json = False):
+    """Obtain MNIST, verify it by SHA-256, and cache it."""
+    from edgemnist import data
+
+    summary = data.summary(data.load(data_dir, quiet=json_out))
+    if json_out:
+        emit(summary)
+    else:
+        say(f"MNIST verified: {summary['train']} train / {summary['test']} test images, cached in {summary['cache']}")
+
+
+@app.command()
+def train(
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 256,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = 0,
+    hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = "512,256,128,64",
+    device: Annotated[Device, typer.Option(help="auto picks CUDA when torch sees it.")] = Device.auto,
+    data_dir: DataDir = None,
+    out: Annotated[Path, typer.Option(help="Checkpoint path.")] = Path("exported/mlp.pt"),
+    json_out: Json = False,
+):
+    """Train the MLP on MNIST and write a checkpoint."""
+    from edgemnist import atomic
+    from edgemnist import train as tr
+    from edgemnist.model import MLPConfig, parse_hidden
+
+    model_config = MLPConfig(hidden=parse_hidden(hidden))
+    cfg = tr.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    dev = tr.pick_device(device.value)
+    atomic.ensure_writable_dir(out)
+    with bar(quiet=json_out) as progress:
+        task = progress.add_task(f"train ({dev})", total=epochs, status="")
+
+        def on_epoch(epoch, loss, acc):
+            status = f"loss {loss:.4f}  test acc {acc:.2%}"
+            progress.update(task, advance=1, status=status)
+            if progress.disable and not json_out:
+                say(f"epoch {epoch}/{epochs}: {status}")
+
+        model, metrics = tr.train(model_config, cfg, device=device.value, data_dir=data_dir, on_epoch=on_epoch)
+    tr.save_checkpoint(out, model, cfg, metrics)
+    result = {k: metrics[k] for k in ("test_accuracy", "seconds", "epochs", "device")} | {"checkpoint": str(out)}
+    if json_out:
+        emit(result | {"history": metrics["history"], "config": model_config.to_dict()})
+    else:
+        say(f"test accuracy {metrics['test_accuracy']:.2%} after {epochs} epochs in {metrics['seconds']:.1f} s on {metrics['device']}; checkpoint: {out}")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `edgemnist train`.")] = Path("exported/mlp.pt"),
+    out: Annotated[Path, typer.Option(help="fp32 ONNX path; int8 goes to <stem>.int8.onnx beside it.")] = Path("exported/mlp.onnx"),
+    quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="Also write the int8 model.")] = True,
+    method: Annotated[Method, typer.Option(help="int8 quantization method.")] = Method.static,
+    calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = 1000,
+    calibration_method: Annotated[Calibration, typer.Option(help="Static calibration method.")] = Calibration.minmax,
+    opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's).")] = None,
+    max_dlogit: Annotated[float, typer.Option(help="Gate: fp32 max |Δlogit| vs PyTorch.")] = 1e-4,
+    max_int8_drop: Annotated[float, typer.Option(help="Gate: int8 accuracy drop vs PyTorch, percentage points.")] = 0.3,
+    min_int8_agreement: Annotated[float, typer.Option(help="Gate: int8 top-1 agreement with PyTorch (0..1).")] = 0.995,
+    data_dir: DataDir = None,
+    json_out: Json = False,
+):
+    """Export a checkpoint to ONNX (+int8) and run the parity gate on all 10,000 test images."""
+    from edgemnist.export import export_checkpoint
+    from edgemnist.parity import Thresholds
+    from edgemnist.quantize import QuantSettings
+
+    settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value)
+    thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement)
+    if not json_out:
+        say(f"exporting {checkpoint} -> {out}" + (" (+int8)" if quantize else "") + "; parity gate on 10,000 test images …")
+    report = export_checkpoint(checkpoint, out, quantize=quantize, settings=settings, opset=opset, thresholds=thresholds, data_dir=data_dir)
+    if json_out:
+        emit(report)
+    else:
+        print_parity(report)
+    if not report["passed"]:
+        failing = ", ".join(r["path"] for r in (report["fp32"], report["int8"]) if r)
+        raise UserError(f"parity gate failed: {'; '.join(report['failures'])} (files kept for inspection, failing: {failing})", exit_code=1)
+
+
+def print_parity(r: dict) -> None:
+    from rich.table import Table
+
+    from edgemnist.progress import console
+
+    t = Table(title=f"parity on {r['n']:,} MNIST test images (onnxruntime CPU)")
+    for col in ("model", "accuracy", "agreement", "max |Δlogit|", "mean |Δlogit|", "size"):
+        t.add_column(col, justify="right")
+    t.add_row("PyTorch", f"{r['torch']['accuracy']:.2%}", "-", "-", "-", "-")
+    for name in ("fp32", "int8"):
+        row = r[name]
+        if row:
+            t.add_row(f"ONNX {name}", f"{row['accuracy']:.2%}", f"{row['agreement']:.2%}", f"{row['max_abs_dlogit']:.2e}",
+                      f"{row['mean_abs_dlogit']:.2e}", f"{row['size_bytes'] / 1024:.0f} KiB")
+    console.print(t)
+    say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"]) if p))
+
+
+@app.command()
+def infer(
+    images: Annotated[list[Path], typer.Argument(help="Image files (any format Pillow reads).", show_default=False)],
+    model: Annotated[Optional[Path], typer.Option(help="ONNX model (default: exported/mlp.int8.onnx, exported/mlp.onnx, else the packaged one).")] = None,
+    provider: ProviderOpt = Provider.auto,
+    threads: Threads = None,
+    top_k: Annotated[int, typer.Option(help="How many top classes to show.", min=1, max=10)] = 3,
+    save_preprocessed: Annotated[Optional[Path], typer.Option(help="Write the 28x28 image the model saw into this directory.")] = None,
+    json_out: Json = False,
+):
+    """Classify handwritten digit images."""
+    from edgemnist import infer as inf
+    from edgemnist import runtime
+
+    m = runtime.open_model(model or inf.default_model_path(), provider.value, threads, quiet=json_out)
+    results = inf.classify(m, [str(p) for p in images], top_k=top_k, save_dir=save_preprocessed)
+    for r in results:
+        if json_out:
+            emit({k: r[k] for k in ("path", "label", "confidence", "probabilities", "top_k", "error", "preprocessed") if k in r})
+        elif "error" in r:
+            say(f"{r['path']}: error: {r['error']}")
+        else:
+            tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"])
+            typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%})  top-{top_k}: {tops}")
+    if any("error" in r for r in results):
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[Path, typer.Argument(help="An .onnx model (onnxruntime) or a .pt checkpoint (torch).")],
+    provider: ProviderOpt = Provider.auto,
+    threads: Threads = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a confusion-matrix picture (PNG/SVG/PDF).")] = None,
+    data_dir: DataDir = None,
+    json_out: Json = False,
+):
+    """Accuracy, per-class accuracy and confusion matrix on the full MNIST test set."""
+    from edgemnist import evaluate as ev
+
+    report = ev.evaluate(model, provider=provider.value, threads=threads, data_dir=data_dir, quiet=json_out)
+    if plot is not None:
+        ev.plot_confusion(report, plot)
+        report["plot"] = str(plot)
+    if json_out:
+        emit(report)
+        return
+    say(f"{model}: accuracy {report['accuracy']:.2%} on {report['n']:,} test images ({', '.join(report['providers'])}, {report['seconds']:.2f} s)")
+    say("per class: " + "  ".join(f"{d}:{a:.1%}" for d, a in enumerate(report["per_class"])))
+    say("confusion (rows = true, columns = predicted):")
+    for d, row in enumerate(report["confusion"]):
+        say(f"  {d} " + " ".join(f"{v:5d}" for v in row))
+
+
+@app.command()
+def bench(
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated ONNX models (default: exported/mlp.onnx,exported/mlp.int8.onnx).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for the PyTorch eager baseline (default exported/mlp.pt, if torch is installed).")] = None,
+    batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,64,1024",
+    threads: Threads = None,
+    provider: ProviderOpt = Provider.cpu,
+    duration: Annotated[float, typer.Option(help="Timed seconds per backend and batch size.")] = 2.0,
+    no_torch: Annotated[bool, typer.Option("--no-torch", help="Skip the PyTorch baseline.")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="Bar chart of images/s per backend and batch size.")] = None,
+    json_out: Json = False,
+):
+    """Latency percentiles and throughput of PyTorch eager vs ONNX fp32 vs ONNX int8, side by side."""
+    from edgemnist import bench as b
+
+    report = b.run(
+        b.parse_models(models), b.parse_batch_sizes(batch_sizes), checkpoint=checkpoint, use_torch=not no_torch,
+        threads=threads, provider=provider.value, duration=duration, quiet=json_out,
+    )
+    if plot is not None:
+        b.plot(report, plot)
+        report["plot"] = str(plot)
+    if json_out:
+        emit(report)
+    else:
+        b.print_report(report)
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as e:
+        if _state["debug"]:
+            raise
+        say(f"error: {e}")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        say("interrupted")
+        sys.exit(130)
+    except Exception as e:  # an unexpected failure: one line, the traceback only with --debug
+        if _state["debug"]:
+            raise
+        say(f"error: unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (run with --debug for the traceback)")
+        sys.exit(1)

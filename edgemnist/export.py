@@ -1,0 +1,170 @@
+"""Checkpoint -> one self-contained ONNX file with edgemnist metadata.  [train side]
+
+The trained MLP is folded first (input normalization and batch norm into the Linear layers), then
+exported with the torch.export-based exporter with a symbolic batch axis `N`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from edgemnist import UserError, __version__, atomic
+from edgemnist.model import MLP, fold
+
+INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
+INPUT_CONTRACT = {
+    "name": INPUT_NAME,
+    "layout": "NCHW",
+    "shape": ["N", 1, 28, 28],
+    "dtype": "float32",
+    "range": [0.0, 1.0],
+    "polarity": "light-on-dark",
+}
+LABELS = [str(d) for d in range(10)]
+MIN_OPSET = 18  # the torch.export-based exporter's floor
+
+
+def base_metadata(model: MLP, source_sha256: str) -> dict[str, str]:
+    c = model.config
+    return {
+        "edgemnist.producer": "edgemnist",
+        "edgemnist.version": __version__,
+        "edgemnist.format": "edgemnist-onnx/1",
+        "edgemnist.input": json.dumps(INPUT_CONTRACT),
+        "edgemnist.output": json.dumps({"name": OUTPUT_NAME, "shape": ["N", 10], "kind": "logits"}),
+        "edgemnist.labels": json.dumps(LABELS),
+        "edgemnist.normalization": json.dumps({"mean": c.mean, "std": c.std, "in_graph": True}),
+        "edgemnist.architecture": json.dumps({"hidden": list(c.hidden), "macs_per_image": c.macs}),
+        "edgemnist.source_sha256": source_sha256,
+    }
+
+
+def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    """Set edgemnist keys, replacing any earlier value (the quantizer copies its input's metadata)."""
+    kept = [p for p in proto.metadata_props if p.key not in metadata]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=str(value))
+
+
+def to_onnx(model: MLP, opset: int | None = None) -> onnx.ModelProto:
+    """Export the folded model; the result passes onnx.checker with full shape inference."""
+    if opset is not None and not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise UserError(
+            f"--opset {opset}: the exporter writes opsets {MIN_OPSET}..{onnx.defs.onnx_opset_version()}"
+        )
+    folded = fold(model)
+    example = torch.rand(2, 1, 28, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(
+                folded,
+                (example,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                dynamic_shapes={"pixels": {0: torch.export.Dim("N")}},
+                optimize=True,
+                verbose=False,
+            )
+        except Exception as e:  # the exporter's own error types vary by version
+            raise UserError(f"ONNX export failed (opset {opset}): {str(e).splitlines()[0][:200]}") from None
+    proto = program.model_proto
+    # The exporter's per-value debug metadata is noise for a device; drop it.
+    for value in [*proto.graph.input, *proto.graph.output]:
+        del value.metadata_props[:]
+    proto.producer_name, proto.producer_version = "edgemnist", __version__
+    proto.graph.name = "edgemnist_mlp"
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def save(proto: onnx.ModelProto, path: Path) -> None:
+    """Write one self-contained file (no external data), after checking it."""
+    onnx.checker.check_model(proto, full_check=True)
+    with_external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if with_external:
+        raise RuntimeError(f"refusing to write external-data tensors {with_external}")
+    with atomic.atomic_path(path) as tmp:
+        onnx.save_model(proto, tmp, save_as_external_data=False)
+
+
+def int8_path_for(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.int8.onnx")
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    out: Path,
+    *,
+    quantize: bool = True,
+    settings=None,
+    opset: int | None = None,
+    thresholds=None,
+    data_dir: str | None = None,
+) -> dict:
+    """Checkpoint -> `out` (fp32) [+ `<stem>.int8.onnx`], then the parity gate on the full test set.
+
+    Returns the parity report (with `passed` and `failures`); files are written even when the gate
+    fails, so they can be inspected, and the report names them.
+    """
+    import hashlib
+    import tempfile
+    import time
+
+    from edgemnist import data, parity
+    from edgemnist import quantize as q
+    from edgemnist.train import load_checkpoint
+
+    start = time.perf_counter()
+    settings = settings or q.QuantSettings()
+    thresholds = thresholds or parity.Thresholds()
+    checkpoint, out = Path(checkpoint), Path(out)
+    if out.suffix != ".onnx":
+        raise UserError(f"--out must end in .onnx, got {out}")
+    atomic.ensure_writable_dir(out)
+    model, _ = load_checkpoint(checkpoint)
+    source_sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    mnist = data.load(data_dir)
+
+    meta = base_metadata(model, source_sha)
+    fp32 = to_onnx(model, opset)
+    int8 = None
+    if quantize:
+        int8 = q.quantize(fp32, settings, mnist.train_images)
+        meta["edgemnist.quantization"] = settings.metadata()
+
+    int8_out = int8_path_for(out) if quantize else None
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        fp32_tmp, int8_tmp = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        onnx.save_model(fp32, fp32_tmp)
+        if int8 is not None:
+            onnx.save_model(int8, int8_tmp)
+        report = parity.run(
+            model, mnist.test_images, mnist.test_labels, fp32_tmp, int8_tmp if int8 else None, thresholds,
+            int8_dynamic=settings.method == "dynamic",
+        )
+    meta["edgemnist.accuracy.torch"] = f"{report['torch']['accuracy']:.6f}"
+    meta["edgemnist.accuracy.fp32"] = f"{report['fp32']['accuracy']:.6f}"
+    if int8 is not None:
+        meta["edgemnist.accuracy.int8"] = f"{report['int8']['accuracy']:.6f}"
+    set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"} | {"edgemnist.precision": "fp32"})
+    save(fp32, out)
+    report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}
+    if int8 is not None:
+        set_metadata(int8, meta | {"edgemnist.precision": "int8"})
+        save(int8, int8_out)
+        report["int8"] |= {"path": str(int8_out), "size_bytes": int8_out.stat().st_size}
+        report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]
+    report["checkpoint"] = str(checkpoint)
+    report["seconds"] = time.perf_counter() - start
+    return report

@@ -1,0 +1,59 @@
+"""`edgemnist infer`: image files -> digits, through onnxruntime.  [runtime side]"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgemnist import atomic, runtime
+from edgemnist.preprocess import PreprocessError, preprocess
+
+
+def default_model_path() -> Path:
+    """exported/mlp.int8.onnx, else exported/mlp.onnx (working directory), else the packaged int8 model."""
+    for candidate in (Path("exported/mlp.int8.onnx"), Path("exported/mlp.onnx")):
+        if candidate.is_file():
+            return candidate
+    return Path(str(resources.files("edgemnist.pretrained") / "mlp.int8.onnx"))
+
+
+def classify(
+    model: runtime.Model, paths: list[str], *, top_k: int = 3, save_dir: str | Path | None = None
+) -> list[dict]:
+    """One result per path, in order: {"path", "label", "confidence", "probabilities", "top_k"}
+    or {"path", "error"}. Every image is tried; one that fails does not stop the others."""
+    contract = model.metadata_json("edgemnist.input", {})
+    polarity = contract.get("polarity", "light-on-dark")
+    results: list[dict | None] = [None] * len(paths)
+    pixels, where = [], []
+    for i, path in enumerate(paths):
+        try:
+            pixels.append(preprocess(path, polarity))
+            where.append(i)
+        except PreprocessError as e:
+            results[i] = {"path": path, "error": str(e)}
+    if pixels:
+        batch = np.stack(pixels)[:, None].astype(np.float32)
+        probs = runtime.softmax(model.logits(batch).astype(np.float64))
+        for i, p, img in zip(where, probs, pixels):
+            order = np.argsort(-p)[:top_k]
+            results[i] = {
+                "path": paths[i],
+                "label": int(order[0]),
+                "confidence": float(p[order[0]]),
+                "probabilities": [float(v) for v in p],
+                "top_k": [[int(d), float(p[d])] for d in order],
+            }
+            if save_dir is not None:
+                results[i]["preprocessed"] = str(save_preprocessed(img, paths[i], Path(save_dir)))
+    return results
+
+
+def save_preprocessed(img: np.ndarray, source: str, save_dir: Path) -> Path:
+    out = save_dir / f"{Path(source).stem}.28x28.png"
+    with atomic.atomic_path(out) as tmp:
+        Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), mode="L").save(tmp, format="PNG")
+    return out

@@ -1,0 +1,114 @@
+"""The parity gate: the checkpoint through torch vs the ONNX models through onnxruntime, on all
+10,000 MNIST test images.  [train side]"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgemnist import runtime
+from edgemnist.model import MLP
+from edgemnist.train import predict
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fp32_min_agreement: float = 1.0  # top-1 agreement with PyTorch
+    fp32_max_abs_dlogit: float = 1e-4
+    int8_max_drop_pp: float = 0.3  # accuracy drop vs PyTorch, percentage points
+    int8_min_agreement: float = 0.995
+    batch_max_diff: float = 1e-5  # batch-1 vs whole-set outputs of the same model
+
+
+def torch_logits(model: MLP, pixels: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return predict(model, torch.from_numpy(pixels)).numpy()
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy of `candidate`, its top-1 agreement with `reference`, and |Δlogit| statistics."""
+    delta = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
+    pred = candidate.argmax(1)
+    return {
+        "accuracy": float((pred == labels).mean()),
+        "agreement": float((pred == reference.argmax(1)).mean()),
+        "disagreements": int((pred != reference.argmax(1)).sum()),
+        "max_abs_dlogit": float(delta.max()),
+        "mean_abs_dlogit": float(delta.mean()),
+    }
+
+
+def batch_invariance(model: runtime.Model, pixels: np.ndarray, whole: np.ndarray) -> float:
+    """Max |difference| between running each image alone (batch 1) and the whole set in one batch."""
+    name = model.input_name
+    single = np.concatenate([model.session.run(None, {name: pixels[i : i + 1]})[0] for i in range(len(pixels))])
+    return float(np.abs(single - whole).max())
+
+
+def check_model(
+    torch_out: np.ndarray, path: Path, pixels: np.ndarray, labels: np.ndarray, provider: str = "cpu"
+) -> dict:
+    """Run one ONNX model on the whole set (one batch of N, and N batches of 1) and compare."""
+    model = runtime.open_model(path, provider, quiet=True)
+    whole = model.session.run(None, {model.input_name: pixels})[0]
+    row = compare(torch_out, whole, labels)
+    row["batch1_max_diff"] = batch_invariance(model, pixels, whole)
+    row |= {"path": str(path), "size_bytes": path.stat().st_size, "providers": model.providers}
+    return row
+
+
+def gate(torch_acc: float, fp32: dict, int8: dict | None, t: Thresholds, int8_dynamic: bool = False) -> list[str]:
+    """The names and values of the failed checks; empty when everything passed."""
+    failures = []
+    if fp32["agreement"] < t.fp32_min_agreement:
+        failures.append(f"fp32 top-1 agreement {fp32['agreement']:.4%} < {t.fp32_min_agreement:.4%}")
+    if fp32["max_abs_dlogit"] > t.fp32_max_abs_dlogit:
+        failures.append(f"fp32 max |Δlogit| {fp32['max_abs_dlogit']:.2e} > {t.fp32_max_abs_dlogit:.0e}")
+    if fp32["batch1_max_diff"] > t.batch_max_diff:
+        failures.append(f"fp32 batch-1 vs batch-N max diff {fp32['batch1_max_diff']:.2e} > {t.batch_max_diff:.0e}")
+    if int8 is not None:
+        drop = (torch_acc - int8["accuracy"]) * 100
+        if drop > t.int8_max_drop_pp:
+            failures.append(f"int8 accuracy drop {drop:.2f} pp > {t.int8_max_drop_pp} pp")
+        if int8["agreement"] < t.int8_min_agreement:
+            failures.append(f"int8 top-1 agreement {int8['agreement']:.2%} < {t.int8_min_agreement:.2%}")
+        # dynamic quantization picks activation scales per batch: batch-1 and batch-N differ by design
+        if not int8_dynamic and int8["batch1_max_diff"] > t.batch_max_diff:
+            failures.append(f"int8 batch-1 vs batch-N max diff {int8['batch1_max_diff']:.2e} > {t.batch_max_diff:.0e}")
+    return failures
+
+
+def run(
+    model: MLP,
+    images: np.ndarray,
+    labels: np.ndarray,
+    fp32_path: Path,
+    int8_path: Path | None,
+    thresholds: Thresholds = Thresholds(),
+    *,
+    int8_dynamic: bool = False,
+    provider: str = "cpu",
+) -> dict:
+    """The whole parity report for one checkpoint and its ONNX model(s)."""
+    pixels = runtime.images_to_pixels(images)
+    labels = labels.astype(np.int64)
+    reference = torch_logits(model, pixels)
+    torch_acc = float((reference.argmax(1) == labels).mean())
+    fp32 = check_model(reference, fp32_path, pixels, labels, provider)
+    int8 = check_model(reference, int8_path, pixels, labels, provider) if int8_path else None
+    if int8 is not None:
+        int8["accuracy_drop_pp"] = (torch_acc - int8["accuracy"]) * 100
+        int8["size_ratio"] = int8["size_bytes"] / fp32["size_bytes"]
+    failures = gate(torch_acc, fp32, int8, thresholds, int8_dynamic)
+    return {
+        "n": int(len(labels)),
+        "torch": {"accuracy": torch_acc},
+        "fp32": fp32,
+        "int8": int8,
+        "thresholds": asdict(thresholds),
+        "failures": failures,
+        "passed": not failures,
+    }

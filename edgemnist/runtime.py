@@ -1,0 +1,146 @@
+"""onnxruntime sessions, execution-provider policy, metadata and batched evaluation.  [runtime side]
+
+Never imports torch: onnxruntime + numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgemnist import UserError
+from edgemnist.progress import say
+
+PROVIDER_CHOICES = ("auto", "cpu", "cuda")
+CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
+
+
+def resolve_providers(requested: str, available: list[str]) -> list[str]:
+    """The provider list to ask onnxruntime for. Pure: testable without a GPU."""
+    if requested not in PROVIDER_CHOICES:
+        raise UserError(f"--provider must be one of {', '.join(PROVIDER_CHOICES)}, got {requested!r}")
+    if requested == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if requested == "cuda":
+        raise UserError(
+            "--provider cuda: onnxruntime has no CUDAExecutionProvider here "
+            f"(available: {', '.join(available)}); install onnxruntime-gpu in place of onnxruntime"
+        )
+    return [CPU]
+
+
+def check_granted(requested: str, asked: list[str], granted: list[str], *, quiet: bool = False) -> None:
+    """onnxruntime only warns when CUDA fails to initialise and silently runs on CPU: refuse that
+    for `cuda`, and say which provider `auto` ended up with."""
+    if CUDA in asked and CUDA not in granted:
+        if requested == "cuda":
+            raise UserError("--provider cuda: the session fell back to CPU (no usable CUDA device or libraries)")
+    if requested == "auto" and not quiet:
+        say(f"provider: {granted[0]} (auto)")
+
+
+def default_threads() -> int:
+    """Physical-ish core count, capped: these models are tiny, more threads only add sync cost."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+@dataclass
+class Model:
+    """An ONNX model opened for inference, with its metadata and the providers it really got."""
+
+    path: Path
+    session: ort.InferenceSession
+    metadata: dict[str, str]
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    @property
+    def input_name(self) -> str:
+        return self.session.get_inputs()[0].name
+
+    def logits(self, pixels: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+        """pixels float32 [N, 1, 28, 28] in [0, 1] -> logits float32 [N, 10]."""
+        name = self.input_name
+        out = [
+            self.session.run(None, {name: np.ascontiguousarray(pixels[i : i + batch_size], dtype=np.float32)})[0]
+            for i in range(0, len(pixels), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+
+    def metadata_json(self, key: str, default=None):
+        value = self.metadata.get(key)
+        return json.loads(value) if value is not None else default
+
+
+def session_options(threads: int | None) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only: ORT's warnings go to stderr otherwise
+    return opts
+
+
+def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None, *, quiet: bool = False) -> Model:
+    """Open an ONNX model for inference; UserError (exit 2) for anything that is not a usable model."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model {path} not found")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be at least 1, got {threads}")
+    asked = resolve_providers(provider, ort.get_available_providers())
+    try:
+        session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=asked)
+    except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph… for non-ONNX files
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path} is not a usable ONNX model ({msg[:160]})") from None
+    check_granted(provider, asked, session.get_providers(), quiet=quiet)
+    check_contract(session, path)
+    return Model(path=path, session=session, metadata=dict(session.get_modelmeta().custom_metadata_map))
+
+
+def check_contract(session: ort.InferenceSession, path: Path) -> None:
+    """The edgemnist input contract: one float32 input [N, 1, 28, 28], one output [N, 10]."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) < 1:
+        raise UserError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
+    inp, out = inputs[0], outputs[0]
+    if inp.type != "tensor(float)" or len(inp.shape) != 4 or list(inp.shape[1:]) != [1, 28, 28]:
+        raise UserError(f"{path}: input {inp.name} is {inp.type} {inp.shape}, expected float32 [N, 1, 28, 28]")
+    if len(out.shape) != 2 or out.shape[1] != 10:
+        raise UserError(f"{path}: output {out.name} has shape {out.shape}, expected [N, 10]")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def classification_report(predictions: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy, per-class accuracy and the 10x10 confusion matrix (rows = true label)."""
+    labels = labels.astype(np.int64)
+    confusion = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions.astype(np.int64)), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    return {
+        "accuracy": float((predictions == labels).mean()) if len(labels) else 0.0,
+        "n": int(len(labels)),
+        "per_class": [round(float(p), 6) for p in per_class],
+        "confusion": confusion.tolist(),
+    }
+
+
+def images_to_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1]."""
+    return (images.astype(np.float32) / 255.0)[:, None]

@@ -1,0 +1,50 @@
+"""Shared, expensive fixtures: the real MNIST data, and one model trained with the default recipe,
+exported to fp32 + int8 once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m edgemnist ARGS` in a fresh process: real exit codes, real stdout/stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "edgemnist", *args],
+        capture_output=True, text=True, cwd=cwd or ROOT, env={**os.environ, **(env or {})}, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    from edgemnist import data
+
+    return data.load()
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, mnist):
+    """The default recipe (`edgemnist train` defaults) on the real data: (checkpoint path, metrics)."""
+    from edgemnist import train
+    from edgemnist.model import MLPConfig
+
+    cfg = train.TrainConfig()
+    model, metrics = train.train(MLPConfig(), cfg, device="cpu")
+    path = tmp_path_factory.mktemp("trained") / "mlp.pt"
+    train.save_checkpoint(path, model, cfg, metrics)
+    return path, metrics
+
+
+@pytest.fixture(scope="session")
+def exported(trained):
+    """That checkpoint through `export --quantize` (static int8): the parity report."""
+    from edgemnist.export import export_checkpoint
+
+    checkpoint, _ = trained
+    return export_checkpoint(checkpoint, checkpoint.parent / "mlp.onnx", quantize=True)
