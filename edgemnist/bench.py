@@ -88,7 +88,7 @@ def ort_backend(path: Path, provider: str, threads: int | None) -> Backend:
         out = np.empty((batch, 10), np.float32)
         binding.bind_output(model.session.get_outputs()[0].name, "cpu", 0, np.float32, out.shape, out.ctypes.data)
         run = model.session.run_with_iobinding
-        return lambda: run(binding)
+        return lambda keep=(x, out): run(binding)  # the bound buffers must outlive the binding
 
     return Backend(f"ort-{precision}", model.providers[0], str(path), make)
 
@@ -108,7 +108,7 @@ def matmul_ceiling_backend(threads: int | None) -> Backend:
         nodes, "ceiling", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
         [helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["N", 10])], inits,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     import onnxruntime as ort
 
     session = ort.InferenceSession(proto.SerializeToString(), runtime.session_options(threads), providers=[runtime.CPU])
@@ -119,7 +119,7 @@ def matmul_ceiling_backend(threads: int | None) -> Backend:
         binding.bind_cpu_input("x", x)
         out = np.empty((batch, 10), np.float32)
         binding.bind_output(prev, "cpu", 0, np.float32, out.shape, out.ctypes.data)
-        return lambda: session.run_with_iobinding(binding)
+        return lambda keep=(x, out): session.run_with_iobinding(binding)
 
     return Backend("ceiling-matmul", runtime.CPU, "plain MatMul chain 784-512-256-128-64-10", make)
 

@@ -1,0 +1,61 @@
+"""`edgemnist export` from the command line: the gate's exit code and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli
+
+
+def test_export_cli_json_and_a_failing_gate_exits_1_naming_the_check(trained, tmp_path):
+    out = tmp_path / "strict.onnx"
+    proc = run_cli("export", str(trained[0]), "--out", str(out), "--max-dlogit", "1e-12", "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["passed"] is False and any("max |Δlogit|" in f for f in report["failures"])
+    assert "parity gate failed" in proc.stderr and "fp32 max |Δlogit|" in proc.stderr and str(out) in proc.stderr
+    assert out.is_file() and (tmp_path / "strict.int8.onnx").is_file()  # kept for inspection, named as failing
+    assert "Traceback" not in proc.stderr
+
+
+def _assert_clean_failure(proc, tmp_path, message):
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [proc.stderr.strip().splitlines()[-1]]
+    assert not list(tmp_path.glob("**/*.onnx")) and not list(tmp_path.glob("**/*.tmp"))
+
+
+def test_missing_checkpoint(tmp_path):
+    _assert_clean_failure(run_cli("export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")), tmp_path, "not found")
+
+
+def test_truncated_checkpoint(trained, tmp_path):
+    bad = tmp_path / "trunc.pt"
+    bad.write_bytes(trained[0].read_bytes()[:5000])
+    _assert_clean_failure(run_cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "not a readable edgemnist checkpoint")
+
+
+def test_not_a_checkpoint(tmp_path):
+    bad = tmp_path / "notes.pt"
+    bad.write_text("hello")
+    _assert_clean_failure(run_cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "not a readable edgemnist checkpoint")
+
+
+def test_config_that_does_not_match_the_weights(trained, tmp_path):
+    ckpt = torch.load(trained[0], weights_only=True)
+    ckpt["config"]["hidden"] = [512, 256, 128, 32]
+    bad = tmp_path / "mismatch.pt"
+    torch.save(ckpt, bad)
+    _assert_clean_failure(run_cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "config does not match the weights")
+
+
+@pytest.mark.parametrize("opset", ["7", "99"])
+def test_opset_the_exporter_cannot_produce(trained, tmp_path, opset):
+    _assert_clean_failure(run_cli("export", str(trained[0]), "--opset", opset, "--out", str(tmp_path / "m.onnx")), tmp_path, f"--opset {opset}")
+
+
+def test_unwritable_out(trained, tmp_path):
+    _assert_clean_failure(run_cli("export", str(trained[0]), "--out", "/proc/edgemnist/m.onnx"), tmp_path, "cannot create directory")

@@ -1,0 +1,133 @@
+"""The parity suite: exported models agree with PyTorch on all 10,000 real MNIST test images.
+
+Run for the model trained in this session and for the committed reference models in exported/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+
+from edgemnist import parity
+from edgemnist.train import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPORTED = ROOT / "exported"
+
+
+@pytest.fixture(scope="session")
+def reference_report(mnist):
+    model, _ = load_checkpoint(EXPORTED / "mlp.pt")
+    return parity.run(model, mnist.test_images, mnist.test_labels, EXPORTED / "mlp.onnx", EXPORTED / "mlp.int8.onnx")
+
+
+@pytest.fixture(params=["session", "reference"])
+def case(request, exported, reference_report, trained):
+    """(parity report, checkpoint path) for the session-trained model and for exported/."""
+    if request.param == "session":
+        return exported, trained[0]
+    return reference_report, EXPORTED / "mlp.pt"
+
+
+def test_fp32_agrees_with_pytorch_on_every_test_image(case):
+    r, _ = case
+    assert r["n"] == 10000
+    assert r["fp32"]["agreement"] == 1.0 and r["fp32"]["disagreements"] == 0
+    assert r["fp32"]["max_abs_dlogit"] <= 1e-4
+    assert r["fp32"]["accuracy"] == r["torch"]["accuracy"]
+
+
+def test_int8_keeps_accuracy_and_agreement(case):
+    r, _ = case
+    assert (r["torch"]["accuracy"] - r["int8"]["accuracy"]) * 100 <= 0.3
+    assert r["int8"]["agreement"] >= 0.995
+
+
+def test_batch_axis_is_dynamic_batch1_equals_batch10000(case):
+    r, _ = case
+    assert r["fp32"]["batch1_max_diff"] <= 1e-5
+    assert r["int8"]["batch1_max_diff"] <= 1e-5
+    assert r["passed"] and r["failures"] == []
+
+
+def test_files_are_self_contained_checked_and_carry_metadata(case):
+    r, checkpoint = case
+    for precision in ("fp32", "int8"):
+        path = Path(r[precision]["path"])
+        proto = onnx.load(path)
+        onnx.checker.check_model(proto, full_check=True)
+        assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+        assert sorted(p.name for p in path.parent.iterdir() if p.suffix not in (".onnx", ".pt", ".json")) == []
+        (inp,), (out,) = proto.graph.input, proto.graph.output
+        assert inp.name == "pixels" and inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+        assert isinstance(dims[0], str) and dims[1:] == [1, 28, 28]
+        assert out.name == "logits"
+        keys = [p.key for p in proto.metadata_props]
+        assert len(keys) == len(set(keys)), "duplicate metadata keys"
+        meta = {p.key: p.value for p in proto.metadata_props}
+        assert json.loads(meta["edgemnist.input"]) | {} == {
+            "name": "pixels", "layout": "NCHW", "shape": ["N", 1, 28, 28], "dtype": "float32",
+            "range": [0.0, 1.0], "polarity": "light-on-dark",
+        }
+        assert json.loads(meta["edgemnist.labels"]) == [str(d) for d in range(10)]
+        assert json.loads(meta["edgemnist.normalization"]) == {"mean": 0.1307, "std": 0.3081, "in_graph": True}
+        assert meta["edgemnist.precision"] == precision
+        assert meta["edgemnist.source_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        assert float(meta["edgemnist.accuracy.fp32"]) == pytest.approx(r["fp32"]["accuracy"], abs=1e-6)
+        assert float(meta["edgemnist.accuracy.int8"]) == pytest.approx(r["int8"]["accuracy"], abs=1e-6)
+        assert meta["edgemnist.version"] and meta["edgemnist.producer"] == "edgemnist"
+        if precision == "int8":
+            q = json.loads(meta["edgemnist.quantization"])
+            assert q["method"] == "static" and q["per_channel"] is True and q["calibration_data"] == "train"
+            assert q["calibration_size"] == 1000 and q["calibration_method"] == "minmax"
+            assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+
+
+def test_reference_int8_figures():
+    manifest = json.loads((EXPORTED / "manifest.json").read_text())
+    assert (manifest["accuracy"]["fp32"] - manifest["accuracy"]["int8"]) * 100 <= 0.1
+    assert manifest["files"]["mlp.int8.onnx"]["size_bytes"] <= 0.30 * manifest["files"]["mlp.onnx"]["size_bytes"]
+
+
+def test_committed_files_match_the_manifest_and_the_packaged_model():
+    manifest = json.loads((EXPORTED / "manifest.json").read_text())
+    for name, entry in manifest["files"].items():
+        blob = (EXPORTED / name).read_bytes()
+        assert len(blob) == entry["size_bytes"] and hashlib.sha256(blob).hexdigest() == entry["sha256"], name
+    packaged = (ROOT / "edgemnist" / "pretrained" / "mlp.int8.onnx").read_bytes()
+    assert hashlib.sha256(packaged).hexdigest() == manifest["files"]["mlp.int8.onnx"]["sha256"]
+
+
+def test_manifest_accuracies_match_a_fresh_measurement(reference_report):
+    manifest = json.loads((EXPORTED / "manifest.json").read_text())
+    for key in ("torch", "fp32", "int8"):
+        assert manifest["accuracy"][key] == pytest.approx(reference_report[key]["accuracy"], abs=1e-9)
+
+
+def test_dynamic_quantization_passes_the_gate(trained, tmp_path):
+    from edgemnist.export import export_checkpoint
+    from edgemnist.quantize import QuantSettings
+
+    r = export_checkpoint(trained[0], tmp_path / "dyn.onnx", settings=QuantSettings(method="dynamic"))
+    assert r["passed"], r["failures"]
+    assert r["int8"]["agreement"] >= 0.995
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "dyn.int8.onnx").metadata_props}
+    assert json.loads(meta["edgemnist.quantization"])["method"] == "dynamic"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(), reason="needs CUDAExecutionProvider")
+def test_parity_on_cuda_execution_provider(trained, mnist):
+    model, _ = load_checkpoint(trained[0])
+    exported_dir = trained[0].parent
+    r = parity.run(model, mnist.test_images, mnist.test_labels, exported_dir / "mlp.onnx", exported_dir / "mlp.int8.onnx",
+                   parity.Thresholds(fp32_max_abs_dlogit=1e-3), provider="cuda")
+    assert r["fp32"]["providers"][0] == "CUDAExecutionProvider"
+    assert r["fp32"]["agreement"] >= 0.9999 and r["fp32"]["max_abs_dlogit"] <= 1e-3
+    assert (r["torch"]["accuracy"] - r["int8"]["accuracy"]) * 100 <= 0.3 and r["int8"]["agreement"] >= 0.995
