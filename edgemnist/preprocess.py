@@ -21,6 +21,9 @@ BOX, FRAME = 20, 28  # MNIST: digit fitted in 20x20, centred by mass in 28x28
 MNIST_STROKE = 2.2  # typical MNIST stroke width in pixels of the 28x28 frame
 
 
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard, at our limit
+
+
 class PreprocessError(Exception):
     """This image cannot be turned into a digit; the message is one line for the user."""
 
@@ -36,24 +39,19 @@ def load_gray(path: str | Path) -> np.ndarray:
         raise PreprocessError("empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)  # reads the header only
-            if im.width * im.height > MAX_PIXELS:
-                raise PreprocessError(
-                    f"image is {im.width}x{im.height} ({im.width * im.height / 1e6:.0f} MP); "
-                    f"refusing to decode more than {MAX_PIXELS / 1e6:.0f} MP"
-                )
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow warns past MAX_IMAGE_PIXELS
+            im = Image.open(path)  # reads the header only; too many pixels raise here, before decoding
             im.seek(0)  # first frame of an animation
             if im.format == "JPEG" and max(im.size) > 2 * WORK_SIDE:
                 im.draft("L", (WORK_SIDE, WORK_SIDE))  # decode JPEG at reduced scale
             im.load()
             im = ImageOps.exif_transpose(im)
-    except PreprocessError:
-        raise
     except UnidentifiedImageError:
         raise PreprocessError("not an image (unrecognised content)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise PreprocessError(f"refusing a decompression bomb ({e})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PreprocessError(
+            f"image larger than {MAX_PIXELS / 1e6:.0f} MP: refusing to decode it (decompression bomb guard)"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise PreprocessError(f"cannot decode image ({str(e) or type(e).__name__})") from None
     factor = max(im.size) // WORK_SIDE
@@ -109,7 +107,7 @@ def normalize_ink(gray: np.ndarray) -> np.ndarray:
         raise PreprocessError("no digit found (blank or featureless image)")
     x = np.clip((x - background) / (ink - background), 0.0, 1.0)
     if min(x.shape) >= 56:  # speckle noise; a median filter would erase strokes of tiny images
-        x = np.asarray(Image.fromarray(x, mode="F").filter(ImageFilter.MedianFilter(3)))
+        x = np.array(Image.fromarray(x, mode="F").filter(ImageFilter.MedianFilter(3)))
     x[x < 0.25] = 0.0  # paper texture, JPEG ringing, faint shadows
     return x
 
@@ -136,7 +134,7 @@ def _adjust_stroke(x: np.ndarray, scale: float) -> np.ndarray:
     elif width > 2.0 * target:
         size = int(round((width - 1.5 * target) / 2)) | 1
         im = im.filter(ImageFilter.MinFilter(min(size, 9)))
-    return np.asarray(im)
+    return np.array(im)
 
 
 def to_mnist(gray: np.ndarray) -> np.ndarray:

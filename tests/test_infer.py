@@ -1,0 +1,172 @@
+"""`edgemnist infer`: real-world images of MNIST test digits, MNIST-form pass-through, bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import realworld
+from conftest import ROOT, run_cli
+from edgemnist import runtime
+from edgemnist.infer import classify
+from edgemnist.preprocess import PreprocessError, preprocess
+
+INT8 = ROOT / "exported" / "mlp.int8.onnx"
+
+
+@pytest.fixture(scope="module")
+def model():
+    return runtime.open_model(INT8, "cpu", quiet=True)
+
+
+def test_real_world_renderings_keep_accuracy(mnist, model, tmp_path):
+    paths, labels, idx = realworld.build(mnist.test_images, mnist.test_labels, 500, tmp_path, seed=1)
+    results = classify(model, paths)
+    assert not [r for r in results if "error" in r]
+    acc = float(np.mean([r["label"] == y for r, y in zip(results, labels)]))
+    clean = float((model.logits(runtime.images_to_pixels(mnist.test_images[idx])).argmax(1) == labels).mean())
+    assert acc >= 0.97, acc
+    assert acc >= clean - 0.02, (acc, clean)
+
+
+def test_mnist_form_images_pass_through_unchanged(mnist, tmp_path):
+    for i in range(20):
+        path = tmp_path / f"m{i}.png"
+        Image.fromarray(mnist.test_images[i], mode="L").save(path)
+        assert np.array_equal(preprocess(path), mnist.test_images[i].astype(np.float32) / 255.0)
+
+
+def _digit_image(mnist, i=0, size=200) -> Image.Image:
+    """A dark-on-white rendering of test digit i (label mnist.test_labels[i])."""
+    ink = Image.fromarray(mnist.test_images[i], mode="L").resize((size, size), Image.Resampling.BICUBIC)
+    return Image.eval(ink, lambda v: 255 - v)
+
+
+def test_formats_modes_and_exif_orientation(mnist, model, tmp_path):
+    i = 0  # a 7: not rotation invariant
+    label = int(mnist.test_labels[i])
+    img = _digit_image(mnist, i)
+    files = []
+    for fmt, ext in [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp"), ("BMP", "bmp"), ("GIF", "gif"), ("TIFF", "tif")]:
+        path = tmp_path / f"d.{ext}"
+        img.save(path, format=fmt)
+        files.append(path)
+    misnamed = tmp_path / "really_a_png.jpg"  # decoded by content, not by extension
+    img.save(misnamed, format="PNG")
+    palette = tmp_path / "palette.png"
+    img.convert("P").save(palette)
+    sixteen = tmp_path / "sixteen.png"
+    Image.fromarray(np.asarray(img, np.uint16) * 257).save(sixteen)
+    rotated = tmp_path / "exif.jpg"  # stored sideways, EXIF says: rotate 90° clockwise to display
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.rotate(90, expand=True).save(rotated, exif=exif)
+    transparent = tmp_path / "alpha.png"
+    rgba = np.zeros((200, 200, 4), np.uint8)
+    rgba[..., 3] = 255 - np.asarray(img)
+    Image.fromarray(rgba, mode="RGBA").save(transparent)
+    files += [misnamed, palette, sixteen, rotated, transparent]
+    results = classify(model, [str(f) for f in files])
+    assert [(Path(r["path"]).name, r.get("label")) for r in results] == [(f.name, label) for f in files]
+
+
+def _truncated(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def bad_files(mnist, tmp_path):
+    img = _digit_image(mnist)
+    png, jpg = io.BytesIO(), io.BytesIO()
+    img.save(png, format="PNG")
+    img.save(jpg, format="JPEG")
+    files = {
+        "empty.png": (b"", "empty file"),
+        "text.png": (b"hello, I am text\n" * 10, "not an image"),
+        "trunc.png": (_truncated(png.getvalue()), "cannot decode image"),
+        "trunc.jpg": (_truncated(jpg.getvalue()), "cannot decode image"),
+        "bomb.png": (_png_header_only(30000, 30000), "refusing to decode it"),
+    }
+    out = {}
+    for name, (blob, message) in files.items():
+        (tmp_path / name).write_bytes(blob)
+        out[str(tmp_path / name)] = message
+    Image.new("L", (300, 300), 255).save(tmp_path / "white.png")
+    Image.new("L", (300, 300), 0).save(tmp_path / "black.png")
+    out[str(tmp_path / "white.png")] = "no digit found"
+    out[str(tmp_path / "black.png")] = "no digit found"
+    (tmp_path / "adir").mkdir()
+    out[str(tmp_path / "adir")] = "is a directory"
+    out[str(tmp_path / "missing.png")] = "no such file"
+    return out
+
+
+def test_bad_images_each_get_a_one_line_error(bad_files):
+    for path, message in bad_files.items():
+        with pytest.raises(PreprocessError, match=message):
+            preprocess(path)
+
+
+def test_infer_cli_json_processes_every_image_and_exits_1_on_any_failure(mnist, bad_files, tmp_path):
+    good = tmp_path / "good.png"
+    _digit_image(mnist).save(good)
+    paths = [str(good), *bad_files]
+    proc = run_cli("infer", *paths, "--json", "--model", str(INT8), "--provider", "cpu", "--save-preprocessed", str(tmp_path / "seen"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in lines] == paths
+    first = lines[0]
+    assert first["label"] == int(mnist.test_labels[0]) and len(first["probabilities"]) == 10
+    assert abs(sum(first["probabilities"]) - 1) < 1e-6 and first["confidence"] == max(first["probabilities"])
+    assert Image.open(first["preprocessed"]).size == (28, 28)
+    for r in lines[1:]:
+        assert set(r) == {"path", "error"} and bad_files[r["path"]] in r["error"]
+
+
+def test_infer_cli_plain_text_and_exit_0(mnist, tmp_path):
+    good = tmp_path / "good.png"
+    _digit_image(mnist).save(good)
+    proc = run_cli("infer", str(good), "--model", str(INT8), "--top-k", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{good}: {int(mnist.test_labels[0])}") and "top-2" in proc.stdout
+
+
+def test_infer_default_model_is_the_packaged_one_outside_the_repo(mnist, tmp_path):
+    good = tmp_path / "good.png"
+    _digit_image(mnist).save(good)
+    proc = run_cli("infer", str(good), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label"] == int(mnist.test_labels[0])
+
+
+def test_model_that_is_not_onnx_or_breaks_the_contract_exits_2(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    not_onnx = tmp_path / "model.onnx"
+    not_onnx.write_text("not a model")
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 784])])
+    wrong = tmp_path / "wrong.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), wrong)
+    (tmp_path / "x.png").write_bytes(b"")
+    for model, message in [(not_onnx, "is not a usable ONNX model"), (wrong, "expected float32 [N, 1, 28, 28]")]:
+        proc = run_cli("infer", str(tmp_path / "x.png"), "--model", str(model))
+        assert proc.returncode == 2 and message in proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in proc.stderr
