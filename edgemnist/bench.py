@@ -263,7 +263,7 @@ def print_report(report: dict) -> None:
     for r in report["rows"]:
         t.add_row(r["backend"], str(r["batch_size"]), f"{r['p50_us']:.1f}", f"{r['p90_us']:.1f}", f"{r['p99_us']:.1f}",
                   f"{r['images_per_s']:,.0f}", fmt(r, "vs_torch"), fmt(r, "int8_vs_fp32"), fmt(r, "vs_ceiling"))
-    console.print(t)
+    console().print(t)
     c = report["ceiling"]
     if c:
         say(f"ceiling (plain MatMul chain, batch {c['batch_size']}): {c['images_per_s']:,.0f} images/s = {c['gflops']:.1f} GFLOP/s "

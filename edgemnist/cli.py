@@ -170,7 +170,7 @@ def print_parity(r: dict) -> None:
         if row:
             t.add_row(f"ONNX {name}", f"{row['accuracy']:.2%}", f"{row['agreement']:.2%}", f"{row['max_abs_dlogit']:.2e}",
                       f"{row['mean_abs_dlogit']:.2e}", f"{row['size_bytes'] / 1024:.0f} KiB")
-    console.print(t)
+    console().print(t)
     say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"]) if p))
 
 
