@@ -130,6 +130,7 @@ def export(
     method: Annotated[Method, typer.Option(help="int8 quantization method.")] = Method.static,
     calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = 1000,
     calibration_method: Annotated[Calibration, typer.Option(help="Static calibration method.")] = Calibration.minmax,
+    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or one per tensor (per-tensor runs faster at batch 1).")] = True,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's).")] = None,
     max_dlogit: Annotated[float, typer.Option(help="Gate: fp32 max |Δlogit| vs PyTorch.")] = 1e-4,
     max_int8_drop: Annotated[float, typer.Option(help="Gate: int8 accuracy drop vs PyTorch, percentage points.")] = 0.3,
@@ -142,7 +143,7 @@ def export(
     from edgemnist.parity import Thresholds
     from edgemnist.quantize import QuantSettings
 
-    settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value)
+    settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value, per_channel=per_channel)
     thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement)
     if not json_out:
         say(f"exporting {checkpoint} -> {out}" + (" (+int8)" if quantize else "") + "; parity gate on 10,000 test images …")

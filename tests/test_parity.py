@@ -110,15 +110,18 @@ def test_manifest_accuracies_match_a_fresh_measurement(reference_report):
         assert manifest["accuracy"][key] == pytest.approx(reference_report[key]["accuracy"], abs=1e-9)
 
 
-def test_dynamic_quantization_passes_the_gate(trained, tmp_path):
+@pytest.mark.parametrize("method, per_channel", [("dynamic", True), ("static", False)])
+def test_other_quantization_settings_pass_the_gate(trained, tmp_path, method, per_channel):
     from edgemnist.export import export_checkpoint
     from edgemnist.quantize import QuantSettings
 
-    r = export_checkpoint(trained[0], tmp_path / "dyn.onnx", settings=QuantSettings(method="dynamic"))
+    settings = QuantSettings(method=method, per_channel=per_channel)
+    r = export_checkpoint(trained[0], tmp_path / "q.onnx", settings=settings)
     assert r["passed"], r["failures"]
-    assert r["int8"]["agreement"] >= 0.995
-    meta = {p.key: p.value for p in onnx.load(tmp_path / "dyn.int8.onnx").metadata_props}
-    assert json.loads(meta["edgemnist.quantization"])["method"] == "dynamic"
+    assert r["int8"]["agreement"] >= 0.995 and (r["torch"]["accuracy"] - r["int8"]["accuracy"]) * 100 <= 0.3
+    meta = {p.key: p.value for p in onnx.load(tmp_path / "q.int8.onnx").metadata_props}
+    q = json.loads(meta["edgemnist.quantization"])
+    assert q["method"] == method and q["per_channel"] is per_channel
 
 
 @pytest.mark.cuda

@@ -81,7 +81,7 @@ def test_bench_smoke_report_shape(tmp_path):
     r = json.loads(proc.stdout)
     assert set(r["cpu"]["features"]) >= {"avx2", "avx512f", "avx512_vnni", "amx_int8"}
     backends = {(row["backend"], row["batch_size"]) for row in r["rows"]}
-    assert backends == {(b, n) for b in ("torch-fp32", "ort-fp32", "ort-int8") for n in (1, 8)}
+    assert backends == {(b, n) for b in ("torch-fp32", "torch-fp32-folded", "ort-fp32", "ort-int8") for n in (1, 8)}
     for row in r["rows"]:
         assert {"backend", "provider", "batch_size", "p50_us", "p90_us", "p99_us", "images_per_s"} <= row.keys()
         assert 0 < row["p50_us"] <= row["p90_us"] <= row["p99_us"] and row["images_per_s"] > 0
@@ -98,6 +98,7 @@ def test_bench_smoke_report_shape(tmp_path):
         (["--models", "pyproject.toml"], "is not a usable ONNX model"),
         (["--models", "nope.onnx"], "model not found"),
         (["--duration", "0"], "--duration must be positive"),
+        (["--threads", "0"], "--threads must be at least 1"),
     ],
 )
 def test_bench_bad_input_exits_2(args, message):

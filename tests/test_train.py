@@ -36,7 +36,7 @@ def test_checkpoint_carries_config_normalization_metrics_and_loads_weights_only(
 
 def test_folding_preserves_the_function(trained, mnist):
     model, _ = load_checkpoint(trained[0])
-    x = torch.from_numpy(mnist.test_images[:500]).float().div(255).unsqueeze(1)
+    x = torch.tensor(mnist.test_images[:500]).float().div(255).unsqueeze(1)
     with torch.no_grad():
         assert torch.allclose(model(x), fold(model)(x), atol=1e-4)
 

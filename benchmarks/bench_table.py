@@ -1,0 +1,52 @@
+"""The README's performance table: one `edgemnist bench` run, every backend side by side.
+
+    python benchmarks/bench_table.py [--duration 6] [--json out.json]
+
+Runs `edgemnist bench --json` (reference models in exported/, PyTorch eager on exported/mlp.pt) and
+prints a Markdown table of medians and ratios from that single run, plus the roofline note.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", default="6")
+    parser.add_argument("--batch-sizes", default="1,64,1024")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    cmd = ["edgemnist", "bench", "--duration", args.duration, "--batch-sizes", args.batch_sizes, "--json"]
+    proc = subprocess.run([sys.executable, "-m", "edgemnist", *cmd[1:]], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(proc.stderr)
+    r = json.loads(proc.stdout)
+    if args.json:
+        args.json.write_text(json.dumps(r, indent=1))
+    feats = ", ".join(f for f, on in r["cpu"]["features"].items() if on)
+    print(f"`{' '.join(cmd)}` — {r['cpu']['model']}, {r['cpu']['logical_cpus']} CPUs, {r['threads']} threads; {feats}\n")
+    print("| backend | batch | p50 µs | p90 µs | p99 µs | images/s | vs PyTorch eager | int8 vs fp32 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in r["rows"]:
+        ratio = lambda k: f"{row[k]:.2f}×" if k in row else ""  # noqa: E731
+        print(f"| {row['backend']} | {row['batch_size']} | {row['p50_us']:.1f} | {row['p90_us']:.1f} | {row['p99_us']:.1f} | "
+              f"{row['images_per_s']:,.0f} | {ratio('vs_torch')} | {ratio('int8_vs_fp32')} |")
+    c = r["ceiling"]
+    fp32 = next(x for x in r["rows"] if x["backend"] == "ort-fp32" and x["batch_size"] == c["batch_size"])
+    print(f"\nRoofline: {r['macs_per_image']:,} multiply-adds per image. The ceiling — the same shapes as a plain "
+          f"MatMul chain through the same engine, batch {c['batch_size']} — runs {c['images_per_s']:,.0f} images/s "
+          f"({c['gflops']:.0f} GFLOP/s); ONNX fp32 reaches {fp32['images_per_s']:,.0f} images/s = "
+          f"{fp32['vs_ceiling']:.2f}× the ceiling.")
+    for note in r["notes"]:
+        print(f"\nNote: {note}")
+
+
+if __name__ == "__main__":
+    main()
