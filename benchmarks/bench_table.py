@@ -31,12 +31,12 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(r, indent=1))
     feats = ", ".join(f for f, on in r["cpu"]["features"].items() if on)
-    print(f"`{' '.join(cmd)}` — {r['cpu']['model']}, {r['cpu']['logical_cpus']} CPUs, {r['threads']} threads; {feats}\n")
-    print("| backend | batch | p50 µs | p90 µs | p99 µs | images/s | vs PyTorch eager | int8 vs fp32 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"`{' '.join(cmd)}` — {r['cpu']['model']}, {r['cpu']['logical_cpus']} CPUs, threads tried {r['threads']}; {feats}\n")
+    print("| backend | batch | threads | p50 µs | p90 µs | p99 µs | images/s | vs PyTorch eager | int8 vs fp32 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in r["rows"]:
         ratio = lambda k: f"{row[k]:.2f}×" if k in row else ""  # noqa: E731
-        print(f"| {row['backend']} | {row['batch_size']} | {row['p50_us']:.1f} | {row['p90_us']:.1f} | {row['p99_us']:.1f} | "
+        print(f"| {row['backend']} | {row['batch_size']} | {row['threads']} | {row['p50_us']:.1f} | {row['p90_us']:.1f} | {row['p99_us']:.1f} | "
               f"{row['images_per_s']:,.0f} | {ratio('vs_torch')} | {ratio('int8_vs_fp32')} |")
     c = r["ceiling"]
     fp32 = next(x for x in r["rows"] if x["backend"] == "ort-fp32" and x["batch_size"] == c["batch_size"])

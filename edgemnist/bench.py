@@ -157,18 +157,17 @@ def torch_backends(checkpoint: Path) -> list[Backend]:
 
 
 def pick_threads(backend: Backend, batch: int, candidates: list[int]) -> tuple[int, Callable[[], object]]:
-    """The thread count with the lowest median latency in a short trial (tiny models often run
-    fastest on one thread at small batches: no synchronisation)."""
-    best = None
-    for threads in candidates:
-        call = backend.make(batch, threads)
-        trial: list[float] = []
+    """The thread count with the lowest median latency in short interleaved trials (tiny models
+    often run fastest on one thread at small batches: no synchronisation)."""
+    calls = {t: backend.make(batch, t) for t in candidates}
+    trials: dict[int, list[float]] = {t: [] for t in candidates}
+    for t, call in calls.items():  # warm-up
         _time(call, 0.05, [])
-        _time(call, 0.15, trial)
-        p50 = float(np.median(trial))
-        if best is None or p50 < best[0]:
-            best = (p50, threads, call)
-    return best[1], best[2]
+    for _ in range(3 if len(candidates) > 1 else 1):
+        for t, call in calls.items():
+            _time(call, 0.06, trials[t])
+    best = min(candidates, key=lambda t: float(np.median(trials[t])))
+    return best, calls[best]
 
 
 def _time(call: Callable[[], object], seconds: float, into: list[float]) -> None:

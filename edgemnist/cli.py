@@ -85,7 +85,7 @@ def data_cmd(data_dir: DataDir = None, json_out: Json = False):
 
 @app.command()
 def train(
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 20,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 18,
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 256,
     lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = 0,
@@ -145,9 +145,16 @@ def export(
 
     settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value, per_channel=per_channel)
     thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement)
-    if not json_out:
-        say(f"exporting {checkpoint} -> {out}" + (" (+int8)" if quantize else "") + "; parity gate on 10,000 test images …")
-    report = export_checkpoint(checkpoint, out, quantize=quantize, settings=settings, opset=opset, thresholds=thresholds, data_dir=data_dir)
+    stages = ["export", "quantize", "parity"] if quantize else ["export", "parity"]
+    with bar(quiet=json_out) as progress:
+        task = progress.add_task(f"{checkpoint} -> {out}", total=len(stages), status="")
+
+        def on_stage(stage: str) -> None:
+            progress.update(task, completed=stages.index(stage), status=stage)
+
+        report = export_checkpoint(checkpoint, out, quantize=quantize, settings=settings, opset=opset,
+                                   thresholds=thresholds, data_dir=data_dir, on_stage=on_stage)
+        progress.update(task, completed=len(stages), status="done")
     if json_out:
         emit(report)
     else:

@@ -6,17 +6,22 @@ exported with the torch.export-based exporter with a symbolic batch axis `N`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import onnx
 import torch
 
-from edgemnist import UserError, __version__, atomic
+from edgemnist import UserError, __version__, atomic, data, parity
+from edgemnist import quantize as q
 from edgemnist.model import MLP, fold
+from edgemnist.runtime import INPUT_NAME, OUTPUT_NAME
+from edgemnist.train import load_checkpoint
 
-INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 INPUT_CONTRACT = {
     "name": INPUT_NAME,
     "layout": "NCHW",
@@ -107,27 +112,18 @@ def export_checkpoint(
     out: Path,
     *,
     quantize: bool = True,
-    settings=None,
+    settings: q.QuantSettings = q.QuantSettings(),
     opset: int | None = None,
-    thresholds=None,
+    thresholds: parity.Thresholds = parity.Thresholds(),
     data_dir: str | None = None,
+    on_stage=lambda stage: None,
 ) -> dict:
     """Checkpoint -> `out` (fp32) [+ `<stem>.int8.onnx`], then the parity gate on the full test set.
 
     Returns the parity report (with `passed` and `failures`); files are written even when the gate
-    fails, so they can be inspected, and the report names them.
+    fails, so they can be inspected, and the report names them. `on_stage(name)` reports progress.
     """
-    import hashlib
-    import tempfile
-    import time
-
-    from edgemnist import data, parity
-    from edgemnist import quantize as q
-    from edgemnist.train import load_checkpoint
-
     start = time.perf_counter()
-    settings = settings or q.QuantSettings()
-    thresholds = thresholds or parity.Thresholds()
     checkpoint, out = Path(checkpoint), Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, got {out}")
@@ -137,9 +133,11 @@ def export_checkpoint(
     mnist = data.load(data_dir)
 
     meta = base_metadata(model, source_sha)
+    on_stage("export")
     fp32 = to_onnx(model, opset)
     int8 = None
     if quantize:
+        on_stage("quantize")
         int8 = q.quantize(fp32, settings, mnist.train_images)
         meta["edgemnist.quantization"] = settings.metadata()
 
@@ -149,6 +147,7 @@ def export_checkpoint(
         onnx.save_model(fp32, fp32_tmp)
         if int8 is not None:
             onnx.save_model(int8, int8_tmp)
+        on_stage("parity")
         report = parity.run(
             model, mnist.test_images, mnist.test_labels, fp32_tmp, int8_tmp if int8 else None, thresholds,
             int8_dynamic=settings.method == "dynamic",

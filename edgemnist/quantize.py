@@ -25,7 +25,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgemnist import UserError
-from edgemnist.export import INPUT_NAME
+from edgemnist.runtime import INPUT_NAME
 
 CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,

@@ -16,6 +16,7 @@ import onnxruntime as ort
 from edgemnist import UserError
 from edgemnist.progress import say
 
+INPUT_NAME, OUTPUT_NAME = "pixels", "logits"  # the ONNX contract: float32 [N, 1, 28, 28] in [0, 1] -> [N, 10]
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 

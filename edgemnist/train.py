@@ -26,7 +26,7 @@ CHECKPOINT_FORMAT = "edgemnist-checkpoint/1"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 20
+    epochs: int = 18
     batch_size: int = 256
     lr: float = 0.2  # peak of the one-cycle schedule
     momentum: float = 0.9
