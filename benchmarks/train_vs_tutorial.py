@@ -60,6 +60,7 @@ def tutorial(mnist_files: dict[str, bytes], epochs: int = 10) -> list[dict]:
 def edgemnist_default() -> list[dict]:
     from edgemnist import train
     from edgemnist.model import MLPConfig
+    from edgemnist.settings import TrainConfig
 
     start = time.perf_counter()
     history = []
@@ -69,7 +70,7 @@ def edgemnist_default() -> list[dict]:
         print(f"edgemnist epoch {epoch:2d}: {acc * 100:.2f}%  {history[-1]['seconds']:.1f} s", file=sys.stderr)
 
     train.data._load.cache_clear()  # data loading counts: read and verify the files again
-    train.train(MLPConfig(), train.TrainConfig(), device="cpu", on_epoch=on_epoch)
+    train.train(MLPConfig(), TrainConfig(), device="cpu", on_epoch=on_epoch)
     return history
 
 

@@ -16,6 +16,7 @@ import typer
 
 from edgemnist import UserError, __version__
 from edgemnist.progress import bar, say
+from edgemnist.settings import CALIBRATION_METHODS, QuantSettings, Thresholds, TrainConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -43,10 +44,7 @@ class Method(str, Enum):
     dynamic = "dynamic"
 
 
-class Calibration(str, Enum):
-    minmax = "minmax"
-    entropy = "entropy"
-    percentile = "percentile"
+Calibration = Enum("Calibration", {m: m for m in CALIBRATION_METHODS}, type=str)
 
 
 DataDir = Annotated[Optional[Path], typer.Option(help="Directory with the MNIST IDX files (raw or .gz); default $EDGEMNIST_DATA, else the cache / download.")]
@@ -85,10 +83,10 @@ def data_cmd(data_dir: DataDir = None, json_out: Json = False):
 
 @app.command()
 def train(
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 18,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 256,
-    lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = 0.2,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = 0,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = TrainConfig.epochs,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = TrainConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = TrainConfig.lr,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = TrainConfig.seed,
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = "512,256,128,64",
     device: Annotated[Device, typer.Option(help="auto picks CUDA when torch sees it.")] = Device.auto,
     data_dir: DataDir = None,
@@ -101,7 +99,7 @@ def train(
     from edgemnist.model import MLPConfig, parse_hidden
 
     model_config = MLPConfig(hidden=parse_hidden(hidden))
-    cfg = tr.TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     dev = tr.pick_device(device.value)
     atomic.ensure_writable_dir(out)
     with bar(quiet=json_out) as progress:
@@ -127,21 +125,19 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `edgemnist train`.")] = Path("exported/mlp.pt"),
     out: Annotated[Path, typer.Option(help="fp32 ONNX path; int8 goes to <stem>.int8.onnx beside it.")] = Path("exported/mlp.onnx"),
     quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="Also write the int8 model.")] = True,
-    method: Annotated[Method, typer.Option(help="int8 quantization method.")] = Method.static,
-    calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = 1000,
-    calibration_method: Annotated[Calibration, typer.Option(help="Static calibration method.")] = Calibration.minmax,
-    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or one per tensor (per-tensor runs faster at batch 1).")] = True,
+    method: Annotated[Method, typer.Option(help="int8 quantization method.")] = Method(QuantSettings.method),
+    calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = QuantSettings.calibration_size,
+    calibration_method: Annotated[Calibration, typer.Option(help="Static calibration method.")] = Calibration(QuantSettings.calibration_method),
+    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or one per tensor (per-tensor runs faster at batch 1).")] = QuantSettings.per_channel,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's).")] = None,
-    max_dlogit: Annotated[float, typer.Option(help="Gate: fp32 max |Δlogit| vs PyTorch.")] = 1e-4,
-    max_int8_drop: Annotated[float, typer.Option(help="Gate: int8 accuracy drop vs PyTorch, percentage points.")] = 0.3,
-    min_int8_agreement: Annotated[float, typer.Option(help="Gate: int8 top-1 agreement with PyTorch (0..1).")] = 0.995,
+    max_dlogit: Annotated[float, typer.Option(help="Gate: fp32 max |Δlogit| vs PyTorch.")] = Thresholds.fp32_max_abs_dlogit,
+    max_int8_drop: Annotated[float, typer.Option(help="Gate: int8 accuracy drop vs PyTorch, percentage points.")] = Thresholds.int8_max_drop_pp,
+    min_int8_agreement: Annotated[float, typer.Option(help="Gate: int8 top-1 agreement with PyTorch (0..1).")] = Thresholds.int8_min_agreement,
     data_dir: DataDir = None,
     json_out: Json = False,
 ):
     """Export a checkpoint to ONNX (+int8) and run the parity gate on all 10,000 test images."""
     from edgemnist.export import export_checkpoint
-    from edgemnist.parity import Thresholds
-    from edgemnist.quantize import QuantSettings
 
     settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value, per_channel=per_channel)
     thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement)

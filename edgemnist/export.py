@@ -20,6 +20,7 @@ from edgemnist import UserError, __version__, atomic, data, parity
 from edgemnist import quantize as q
 from edgemnist.model import MLP, fold
 from edgemnist.runtime import INPUT_NAME, OUTPUT_NAME
+from edgemnist.settings import QuantSettings, Thresholds
 from edgemnist.train import load_checkpoint
 
 INPUT_CONTRACT = {
@@ -112,9 +113,9 @@ def export_checkpoint(
     out: Path,
     *,
     quantize: bool = True,
-    settings: q.QuantSettings = q.QuantSettings(),
+    settings: QuantSettings = QuantSettings(),
     opset: int | None = None,
-    thresholds: parity.Thresholds = parity.Thresholds(),
+    thresholds: Thresholds = Thresholds(),
     data_dir: str | None = None,
     on_stage=lambda stage: None,
 ) -> dict:

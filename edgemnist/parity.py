@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,16 +11,8 @@ import torch
 
 from edgemnist import runtime
 from edgemnist.model import MLP
+from edgemnist.settings import Thresholds
 from edgemnist.train import predict
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    fp32_min_agreement: float = 1.0  # top-1 agreement with PyTorch
-    fp32_max_abs_dlogit: float = 1e-4
-    int8_max_drop_pp: float = 0.3  # accuracy drop vs PyTorch, percentage points
-    int8_min_agreement: float = 0.995
-    batch_max_diff: float = 1e-5  # batch-1 vs whole-set outputs of the same model
 
 
 def torch_logits(model: MLP, pixels: np.ndarray) -> np.ndarray:

@@ -7,9 +7,7 @@ Dynamic: int8 weights, activations quantized at run time.
 
 from __future__ import annotations
 
-import json
 import tempfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,39 +22,14 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgemnist import UserError
 from edgemnist.runtime import INPUT_NAME
+from edgemnist.settings import QuantSettings
 
-CALIBRATION_METHODS = {
+CALIBRATORS = {
     "minmax": CalibrationMethod.MinMax,
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
-
-
-@dataclass(frozen=True)
-class QuantSettings:
-    method: str = "static"  # static | dynamic
-    calibration_size: int = 1000
-    calibration_method: str = "minmax"
-    per_channel: bool = True
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.method not in ("static", "dynamic"):
-            raise UserError(f"--method must be static or dynamic, got {self.method!r}")
-        if self.calibration_method not in CALIBRATION_METHODS:
-            raise UserError(f"--calibration-method must be one of {', '.join(CALIBRATION_METHODS)}")
-        if self.method == "static" and not 1 <= self.calibration_size <= 60000:
-            raise UserError(f"--calibration-size must be in 1..60000, got {self.calibration_size}")
-
-    def metadata(self) -> str:
-        d = asdict(self)
-        if self.method == "dynamic":
-            d = {k: v for k, v in d.items() if k in ("method", "per_channel")}
-        else:
-            d |= {"calibration_data": "train", "format": "QDQ", "weights": "int8", "activations": "uint8"}
-        return json.dumps(d)
 
 
 class _Batches(CalibrationDataReader):
@@ -95,7 +68,7 @@ def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.nd
                 per_channel=settings.per_channel,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=CALIBRATION_METHODS[settings.calibration_method],
+                calibrate_method=CALIBRATORS[settings.calibration_method],
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
         return onnx.load_model(out)

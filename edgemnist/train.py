@@ -11,7 +11,7 @@ import hashlib
 import io
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,30 +20,9 @@ import torch.nn.functional as F
 
 from edgemnist import UserError, __version__, atomic, data
 from edgemnist.model import MLP, MLPConfig
+from edgemnist.settings import TrainConfig
 
 CHECKPOINT_FORMAT = "edgemnist-checkpoint/1"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 18
-    batch_size: int = 256
-    lr: float = 0.2  # peak of the one-cycle schedule
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    label_smoothing: float = 0.1
-    rotate_deg: float = 10.0
-    translate_px: float = 2.0
-    scale: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
 
 
 def pick_device(device: str) -> torch.device:

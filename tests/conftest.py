@@ -33,8 +33,9 @@ def trained(tmp_path_factory, mnist):
     """The default recipe (`edgemnist train` defaults) on the real data: (checkpoint path, metrics)."""
     from edgemnist import train
     from edgemnist.model import MLPConfig
+    from edgemnist.settings import TrainConfig
 
-    cfg = train.TrainConfig()
+    cfg = TrainConfig()
     model, metrics = train.train(MLPConfig(), cfg, device="cpu")
     path = tmp_path_factory.mktemp("trained") / "mlp.pt"
     train.save_checkpoint(path, model, cfg, metrics)

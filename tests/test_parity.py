@@ -113,7 +113,7 @@ def test_manifest_accuracies_match_a_fresh_measurement(reference_report):
 @pytest.mark.parametrize("method, per_channel", [("dynamic", True), ("static", False)])
 def test_other_quantization_settings_pass_the_gate(trained, tmp_path, method, per_channel):
     from edgemnist.export import export_checkpoint
-    from edgemnist.quantize import QuantSettings
+    from edgemnist.settings import QuantSettings
 
     settings = QuantSettings(method=method, per_channel=per_channel)
     r = export_checkpoint(trained[0], tmp_path / "q.onnx", settings=settings)

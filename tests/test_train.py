@@ -11,7 +11,8 @@ import torch
 
 from edgemnist import UserError
 from edgemnist.model import MLP, MLPConfig, fold
-from edgemnist.train import CHECKPOINT_FORMAT, TrainConfig, load_checkpoint, save_checkpoint, train
+from edgemnist.settings import TrainConfig
+from edgemnist.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, train
 
 from conftest import run_cli
 

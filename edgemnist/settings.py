@@ -1,0 +1,70 @@
+"""The settings of each stage as plain dataclasses: the one definition of every default.
+
+Dependency-free (no torch, no onnxruntime) so the CLI can take its option defaults from here without
+importing the training side, and the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from edgemnist import UserError
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 18
+    batch_size: int = 256
+    lr: float = 0.2  # peak of the one-cycle schedule
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    rotate_deg: float = 10.0
+    translate_px: float = 2.0
+    scale: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be positive, got {self.lr}")
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    method: str = "static"  # static | dynamic
+    calibration_size: int = 1000
+    calibration_method: str = "minmax"
+    per_channel: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.method not in ("static", "dynamic"):
+            raise UserError(f"--method must be static or dynamic, got {self.method!r}")
+        if self.calibration_method not in CALIBRATION_METHODS:
+            raise UserError(f"--calibration-method must be one of {', '.join(CALIBRATION_METHODS)}")
+        if self.method == "static" and not 1 <= self.calibration_size <= 60000:
+            raise UserError(f"--calibration-size must be in 1..60000, got {self.calibration_size}")
+
+    def metadata(self) -> str:
+        d = asdict(self)
+        if self.method == "dynamic":
+            d = {k: v for k, v in d.items() if k in ("method", "per_channel")}
+        else:
+            d |= {"calibration_data": "train", "format": "QDQ", "weights": "int8", "activations": "uint8"}
+        return json.dumps(d)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    fp32_min_agreement: float = 1.0  # top-1 agreement with PyTorch
+    fp32_max_abs_dlogit: float = 1e-4
+    int8_max_drop_pp: float = 0.3  # accuracy drop vs PyTorch, percentage points
+    int8_min_agreement: float = 0.995
+    batch_max_diff: float = 1e-5  # batch-1 vs whole-set outputs of the same model
