@@ -34,10 +34,12 @@ def main() -> None:
     print(f"`{' '.join(cmd)}` — {r['cpu']['model']}, {r['cpu']['logical_cpus']} CPUs, threads tried {r['threads']}; {feats}\n")
     print("| backend | batch | threads | p50 µs | p90 µs | p99 µs | images/s | vs PyTorch eager | int8 vs fp32 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    def ratio(row: dict, key: str) -> str:
+        return f"{row[key]:.2f}×" if key in row else ""
+
     for row in r["rows"]:
-        ratio = lambda k: f"{row[k]:.2f}×" if k in row else ""  # noqa: E731
         print(f"| {row['backend']} | {row['batch_size']} | {row['threads']} | {row['p50_us']:.1f} | {row['p90_us']:.1f} | {row['p99_us']:.1f} | "
-              f"{row['images_per_s']:,.0f} | {ratio('vs_torch')} | {ratio('int8_vs_fp32')} |")
+              f"{row['images_per_s']:,.0f} | {ratio(row, 'vs_torch')} | {ratio(row, 'int8_vs_fp32')} |")
     c = r["ceiling"]
     fp32 = next(x for x in r["rows"] if x["backend"] == "ort-fp32" and x["batch_size"] == c["batch_size"])
     print(f"\nRoofline: {r['macs_per_image']:,} multiply-adds per image. The ceiling — the same shapes as a plain "

@@ -161,7 +161,7 @@ def pick_threads(backend: Backend, batch: int, candidates: list[int]) -> tuple[i
     often run fastest on one thread at small batches: no synchronisation)."""
     calls = {t: backend.make(batch, t) for t in candidates}
     trials: dict[int, list[float]] = {t: [] for t in candidates}
-    for t, call in calls.items():  # warm-up
+    for call in calls.values():  # warm-up
         _time(call, 0.05, [])
     for _ in range(3 if len(candidates) > 1 else 1):
         for t, call in calls.items():
