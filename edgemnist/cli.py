@@ -28,12 +28,8 @@ _state = {"debug": False}
 
 
 class Provider(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+    """onnxruntime execution provider (infer, eval, bench) or torch device (train): the same choice."""
 
-
-class Device(str, Enum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
@@ -88,7 +84,7 @@ def train(
     lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = TrainConfig.lr,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = TrainConfig.seed,
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = "512,256,128,64",
-    device: Annotated[Device, typer.Option(help="auto picks CUDA when torch sees it.")] = Device.auto,
+    device: Annotated[Provider, typer.Option(help="auto picks CUDA when torch sees it.")] = Provider.auto,
     data_dir: DataDir = None,
     out: Annotated[Path, typer.Option(help="Checkpoint path.")] = Path("exported/mlp.pt"),
     json_out: Json = False,

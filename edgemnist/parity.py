@@ -93,7 +93,6 @@ def run(
     int8 = check_model(reference, int8_path, pixels, labels, provider) if int8_path else None
     if int8 is not None:
         int8["accuracy_drop_pp"] = (torch_acc - int8["accuracy"]) * 100
-        int8["size_ratio"] = int8["size_bytes"] / fp32["size_bytes"]
     failures = gate(torch_acc, fp32, int8, thresholds, int8_dynamic)
     return {
         "n": int(len(labels)),
