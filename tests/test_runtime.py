@@ -161,3 +161,12 @@ def test_bench_without_torch_installed_skips_the_baseline_and_says_so(tmp_path):
     report = json.loads(proc.stdout)
     assert {row["backend"] for row in report["rows"]} == {"ort-fp32", "ort-int8"}
     assert any("torch is not installed" in n for n in report["notes"])
+
+
+def test_version_and_debug_flags():
+    from edgemnist import __version__
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == __version__
+    proc = run_cli("--debug", "eval", "missing.onnx")
+    assert proc.returncode != 0 and "Traceback" in proc.stderr  # --debug shows what the one-liner hides
