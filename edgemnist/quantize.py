@@ -48,8 +48,8 @@ def calibration_sample(train_images: np.ndarray, size: int, seed: int) -> np.nda
 
 def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.ndarray | None) -> onnx.ModelProto:
     """Return the int8 model. The fp32 model goes through ORT's pre-processing (symbolic shape
-    inference + graph optimisation) first: the torch.export-based exporter's output carries
-    value_info that ORT's quantizer can otherwise not use."""
+    inference + graph optimisation) first, as ORT recommends, so every tensor the quantizer
+    calibrates has an inferred shape whatever the exporter version emits."""
     with tempfile.TemporaryDirectory() as tmp:
         src, pre, out = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         onnx.save_model(fp32, src)
