@@ -45,7 +45,7 @@ def check_model(
 ) -> dict:
     """Run one ONNX model on the whole set (one batch of N, and N batches of 1) and compare."""
     model = runtime.open_model(path, provider, quiet=True)
-    whole = model.session.run(None, {model.input_name: pixels})[0]
+    whole = model.logits(pixels, batch_size=len(pixels))
     row = compare(torch_out, whole, labels)
     row["batch1_max_diff"] = batch_invariance(model, pixels, whole)
     row |= {"path": str(path), "size_bytes": path.stat().st_size, "providers": model.providers}

@@ -22,7 +22,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgemnist.runtime import INPUT_NAME
+from edgemnist.runtime import INPUT_NAME, images_to_pixels
 from edgemnist.settings import QuantSettings
 
 CALIBRATORS = {
@@ -43,7 +43,7 @@ class _Batches(CalibrationDataReader):
 def calibration_sample(train_images: np.ndarray, size: int, seed: int) -> np.ndarray:
     """A seeded sample of training images as float32 [n, 1, 28, 28] in [0, 1]."""
     idx = np.random.default_rng(seed).choice(len(train_images), size=size, replace=False)
-    return (train_images[np.sort(idx)].astype(np.float32) / 255.0)[:, None]
+    return images_to_pixels(train_images[np.sort(idx)])
 
 
 def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.ndarray | None) -> onnx.ModelProto:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgemnist import UserError, __version__, atomic, data
+from edgemnist import UserError, __version__, atomic, data, runtime
 from edgemnist.model import MLP, MLPConfig
 from edgemnist.settings import TrainConfig
 
@@ -38,7 +38,7 @@ def pick_device(device: str) -> torch.device:
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1] (the model's input contract)."""
-    return torch.from_numpy(np.array(images, copy=True)).to(device).unsqueeze(1).float().div_(255.0)
+    return torch.from_numpy(runtime.images_to_pixels(images)).to(device)
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
