@@ -9,8 +9,6 @@ same engine (onnxruntime's MLAS), at the largest batch size.
 from __future__ import annotations
 
 import functools
-import os
-import platform
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from edgemnist import UserError, atomic, runtime
+from edgemnist.cpu import cpu_info, describe
 from edgemnist.progress import bar, console, say
 
 DEFAULT_MODELS = (Path("exported/mlp.onnx"), Path("exported/mlp.int8.onnx"))
@@ -48,25 +47,6 @@ def parse_models(text: str | None) -> list[Path]:
     if not paths:
         raise UserError("no models to benchmark: run `edgemnist export --quantize` or pass --models")
     return paths
-
-
-def cpu_features() -> dict:
-    """The CPU features that decide int8 and fp32 speed, read from /proc/cpuinfo."""
-    flags, model = set(), platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
-            elif line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"]
-    return {
-        "model": model,
-        "logical_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "features": {f: f in flags for f in wanted},
-    }
 
 
 @dataclass
@@ -255,7 +235,7 @@ def run(
         if r.get("int8_vs_fp32", 1.0) < 1.0:
             notes.append(f"int8 is SLOWER than fp32 on this host at batch {r['batch_size']} ({r['int8_vs_fp32']:.2f}x)")
     return {
-        "cpu": cpu_features(),
+        "cpu": cpu_info(),
         "threads": candidates,
         "duration_s": duration,
         "rows": [r for r in rows if r["backend"] != "ceiling-matmul"],
@@ -283,9 +263,7 @@ def _add_ratios(rows: list[dict]) -> None:
 def print_report(report: dict) -> None:
     from rich.table import Table
 
-    cpu = report["cpu"]
-    feats = ", ".join(f for f, on in cpu["features"].items() if on) or "none of AVX2/AVX-512/VNNI/AMX"
-    say(f"CPU: {cpu['model']} ({cpu['logical_cpus']} logical CPUs); features: {feats}; threads tried: {report['threads']}")
+    say(f"CPU: {describe(report['cpu'])}; threads tried: {report['threads']}")
     t = Table(title="per-call latency (µs) and throughput; ratios from this run")
     for col in ("backend", "batch", "threads", "p50", "p90", "p99", "images/s", "vs torch", "int8/fp32", "vs ceiling"):
         t.add_column(col, justify="right")

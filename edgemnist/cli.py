@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgemnist import UserError, __version__
+from edgemnist import UserError, __version__, first_line
 from edgemnist.progress import bar, say
 from edgemnist.settings import CALIBRATION_METHODS, QuantSettings, Thresholds, TrainConfig
 
@@ -47,6 +47,8 @@ DataDir = Annotated[Optional[Path], typer.Option(help="Directory with the MNIST 
 Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout; human text goes to stderr.")]
 ProviderOpt = Annotated[Provider, typer.Option(help="onnxruntime execution provider.")]
 Threads = Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: cores, at most 4).")]
+MinReferenceAgreement = Annotated[float, typer.Option(help="Gate: top-1 agreement of this CPU's fused kernels with the reference semantics (0..1).")]
+MaxReferenceDlogit = Annotated[float, typer.Option(help="Gate: max |Δlogit| between this CPU's fused kernels and the reference semantics.")]
 
 
 def emit(obj) -> None:
@@ -128,18 +130,23 @@ def export(
     calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = QuantSettings.calibration_size,
     calibration_method: Annotated[Calibration, typer.Option(help="Static calibration method.")] = Calibration(QuantSettings.calibration_method),
     per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or one per tensor (per-tensor runs faster at batch 1).")] = QuantSettings.per_channel,
+    weight_bits: Annotated[int, typer.Option(help="7: weights in [-64, 64], the same answers on every CPU (default); 8: full range, exact only on VNNI/AMX/ARM64 CPUs, saturates on AVX2.")] = QuantSettings.weight_bits,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's).")] = None,
     max_dlogit: Annotated[float, typer.Option(help="Gate: fp32 max |Δlogit| vs PyTorch.")] = Thresholds.fp32_max_abs_dlogit,
     max_int8_drop: Annotated[float, typer.Option(help="Gate: int8 accuracy drop vs PyTorch, percentage points.")] = Thresholds.int8_max_drop_pp,
     min_int8_agreement: Annotated[float, typer.Option(help="Gate: int8 top-1 agreement with PyTorch (0..1).")] = Thresholds.int8_min_agreement,
+    min_reference_agreement: MinReferenceAgreement = Thresholds.reference_min_agreement,
+    max_reference_dlogit: MaxReferenceDlogit = Thresholds.reference_max_abs_dlogit,
     data_dir: DataDir = None,
     json_out: Json = False,
 ):
     """Export a checkpoint to ONNX (+int8) and run the parity gate on all 10,000 test images."""
     from edgemnist.export import export_checkpoint
 
-    settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value, per_channel=per_channel)
-    thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement)
+    settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value,
+                             per_channel=per_channel, weight_bits=weight_bits)
+    thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement,
+                            reference_min_agreement=min_reference_agreement, reference_max_abs_dlogit=max_reference_dlogit)
     stages = ["export", "quantize", "parity"] if quantize else ["export", "parity"]
     with bar(quiet=json_out) as progress:
         task = progress.add_task(f"{checkpoint} -> {out}", total=len(stages), status="")
@@ -155,13 +162,14 @@ def export(
     else:
         print_parity(report)
     if not report["passed"]:
-        failing = ", ".join(r["path"] for r in (report["fp32"], report["int8"]) if r)
+        failing = ", ".join(report["failing"])
         raise UserError(f"parity gate failed: {'; '.join(report['failures'])} (files kept for inspection, failing: {failing})", exit_code=1)
 
 
 def print_parity(r: dict) -> None:
     from rich.table import Table
 
+    from edgemnist.cpu import describe
     from edgemnist.progress import console
 
     t = Table(title=f"parity on {r['n']:,} MNIST test images (onnxruntime CPU)")
@@ -174,6 +182,12 @@ def print_parity(r: dict) -> None:
             t.add_row(f"ONNX {name}", f"{row['accuracy']:.2%}", f"{row['agreement']:.2%}", f"{row['max_abs_dlogit']:.2e}",
                       f"{row['mean_abs_dlogit']:.2e}", f"{row['size_bytes'] / 1024:.0f} KiB")
     console().print(t)
+    say(f"on {describe(r['cpu'])}, onnxruntime {r['onnxruntime']}")
+    if r["int8"]:
+        ref, sat = r["int8"]["reference"], r["int8"]["saturation"]
+        say(f"int8 fused kernels vs reference semantics: agreement {ref['agreement']:.2%}, max |Δlogit| {ref['max_abs_dlogit']:.3g} "
+            f"(reference accuracy {ref['accuracy']:.2%}); worst u8 x s8 pair sum {sat['worst_pair_sum']:,} "
+            + ("<= 32,767: saturation-free on every CPU" if sat["saturation_free"] else "> 32,767: saturates on x86 without VNNI"))
     say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"]) if p))
 
 
@@ -232,6 +246,32 @@ def eval_cmd(
 
 
 @app.command()
+def verify(
+    model: Annotated[Path, typer.Argument(help="The .onnx model to verify on this device.")],
+    provider: ProviderOpt = Provider.auto,
+    threads: Threads = None,
+    max_drop: Annotated[float, typer.Option(help="Accuracy drop allowed vs the accuracy recorded at export, percentage points.")] = Thresholds.verify_max_drop_pp,
+    min_reference_agreement: MinReferenceAgreement = Thresholds.reference_min_agreement,
+    max_reference_dlogit: MaxReferenceDlogit = Thresholds.reference_max_abs_dlogit,
+    data_dir: DataDir = None,
+    json_out: Json = False,
+):
+    """Check a model on this device's kernels: accuracy vs its recorded accuracy, and vs its reference semantics."""
+    from edgemnist import verify as vf
+
+    thresholds = Thresholds(verify_max_drop_pp=max_drop, reference_min_agreement=min_reference_agreement,
+                            reference_max_abs_dlogit=max_reference_dlogit)
+    report = vf.verify(model, provider=provider.value, threads=threads, data_dir=data_dir, thresholds=thresholds, quiet=json_out)
+    if json_out:
+        emit(report)
+    else:
+        for line in vf.summary_lines(report):
+            say(line)
+    if not report["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def bench(
     models: Annotated[Optional[str], typer.Option(help="Comma-separated ONNX models (default: exported/mlp.onnx,exported/mlp.int8.onnx).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for the PyTorch eager baseline (default exported/mlp.pt, if torch is installed).")] = None,
@@ -273,5 +313,5 @@ def main() -> None:
     except Exception as e:  # an unexpected failure: one line, the traceback only with --debug
         if _state["debug"]:
             raise
-        say(f"error: unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (run with --debug for the traceback)")
+        say(f"error: unexpected {type(e).__name__}: {first_line(e)} (run with --debug for the traceback)")
         sys.exit(1)

@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from edgemnist import UserError, __version__, atomic, data, parity
+from edgemnist import UserError, __version__, atomic, data, first_line, parity
 from edgemnist import quantize as q
 from edgemnist.model import MLP, fold
 from edgemnist.runtime import INPUT_NAME, OUTPUT_NAME
@@ -48,6 +48,13 @@ def base_metadata(model: MLP, source_sha256: str) -> dict[str, str]:
         "edgemnist.architecture": json.dumps({"hidden": list(c.hidden), "macs_per_image": c.macs}),
         "edgemnist.source_sha256": source_sha256,
     }
+
+
+def verified_on(report: dict) -> dict:
+    """onnxruntime version, CPU and int8 kernel family of the parity run (what metadata records)."""
+    cpu = report["cpu"]
+    return {"onnxruntime": report["onnxruntime"], "cpu": cpu["model"], "arch": cpu["arch"],
+            "int8_kernels": cpu["int8_kernels"], "provider": report["fp32"]["providers"][0]}
 
 
 def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
@@ -83,7 +90,7 @@ def to_onnx(model: MLP, opset: int | None = None) -> onnx.ModelProto:
                 verbose=False,
             )
         except Exception as e:  # the exporter's own error types vary by version
-            raise UserError(f"ONNX export failed (opset {opset}): {str(e).splitlines()[0][:200]}") from None
+            raise UserError(f"ONNX export failed (opset {opset}): {first_line(e)[:200]}") from None
     proto = program.model_proto
     # The exporter's per-value debug metadata is noise for a device; drop it.
     for value in [*proto.graph.input, *proto.graph.output]:
@@ -140,7 +147,6 @@ def export_checkpoint(
     if quantize:
         on_stage("quantize")
         int8 = q.quantize(fp32, settings, mnist.train_images)
-        meta["edgemnist.quantization"] = settings.metadata()
 
     int8_out = int8_path_for(out) if quantize else None
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
@@ -155,8 +161,14 @@ def export_checkpoint(
         )
     meta["edgemnist.accuracy.torch"] = f"{report['torch']['accuracy']:.6f}"
     meta["edgemnist.accuracy.fp32"] = f"{report['fp32']['accuracy']:.6f}"
+    # where the accuracies above were measured: int8 results depend on the CPU's kernels
+    meta["edgemnist.verified_on"] = json.dumps(verified_on(report))
     if int8 is not None:
         meta["edgemnist.accuracy.int8"] = f"{report['int8']['accuracy']:.6f}"
+        meta["edgemnist.accuracy.int8_reference"] = f"{report['int8']['reference']['accuracy']:.6f}"
+        sat = report["int8"]["saturation"]
+        meta["edgemnist.quantization"] = json.dumps(
+            json.loads(settings.metadata()) | {"saturation_free": sat["saturation_free"], "worst_pair_sum": sat["worst_pair_sum"]})
     set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"} | {"edgemnist.precision": "fp32"})
     save(fp32, out)
     report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}
@@ -165,6 +177,8 @@ def export_checkpoint(
         save(int8, int8_out)
         report["int8"] |= {"path": str(int8_out), "size_bytes": int8_out.stat().st_size}
         report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]
+    report["failing"] = [report[p]["path"] for p in ("fp32", "int8")
+                         if report[p] and any(f.startswith(f"{p} ") for f in report["failures"])]
     report["checkpoint"] = str(checkpoint)
     report["seconds"] = time.perf_counter() - start
     return report

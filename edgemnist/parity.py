@@ -7,30 +7,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
 
 from edgemnist import runtime
+from edgemnist.cpu import cpu_info
 from edgemnist.model import MLP
+from edgemnist.quantize import saturation_report
 from edgemnist.settings import Thresholds
 from edgemnist.train import predict
+from edgemnist.verify import compare, reference_failures, reference_semantics
 
 
 def torch_logits(model: MLP, pixels: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return predict(model, torch.from_numpy(pixels)).numpy()
-
-
-def compare(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy of `candidate`, its top-1 agreement with `reference`, and |Δlogit| statistics."""
-    delta = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
-    pred = candidate.argmax(1)
-    return {
-        "accuracy": float((pred == labels).mean()),
-        "agreement": float((pred == reference.argmax(1)).mean()),
-        "disagreements": int((pred != reference.argmax(1)).sum()),
-        "max_abs_dlogit": float(delta.max()),
-        "mean_abs_dlogit": float(delta.mean()),
-    }
 
 
 def batch_invariance(model: runtime.Model, pixels: np.ndarray, whole: np.ndarray) -> float:
@@ -42,14 +34,15 @@ def batch_invariance(model: runtime.Model, pixels: np.ndarray, whole: np.ndarray
 
 def check_model(
     torch_out: np.ndarray, path: Path, pixels: np.ndarray, labels: np.ndarray, provider: str = "cpu"
-) -> dict:
-    """Run one ONNX model on the whole set (one batch of N, and N batches of 1) and compare."""
+) -> tuple[dict, np.ndarray]:
+    """Run one ONNX model on the whole set (one batch of N, and N batches of 1) and compare.
+    Returns the row and the model's logits."""
     model = runtime.open_model(path, provider, quiet=True)
     whole = model.logits(pixels, batch_size=len(pixels))
     row = compare(torch_out, whole, labels)
     row["batch1_max_diff"] = batch_invariance(model, pixels, whole)
     row |= {"path": str(path), "size_bytes": path.stat().st_size, "providers": model.providers}
-    return row
+    return row, whole
 
 
 def gate(torch_acc: float, fp32: dict, int8: dict | None, t: Thresholds, int8_dynamic: bool = False) -> list[str]:
@@ -70,6 +63,7 @@ def gate(torch_acc: float, fp32: dict, int8: dict | None, t: Thresholds, int8_dy
         # dynamic quantization picks activation scales per batch: batch-1 and batch-N differ by design
         if not int8_dynamic and int8["batch1_max_diff"] > t.batch_max_diff:
             failures.append(f"int8 batch-1 vs batch-N max diff {int8['batch1_max_diff']:.2e} > {t.batch_max_diff:.0e}")
+        failures += reference_failures(int8["reference"], t)
     return failures
 
 
@@ -89,13 +83,18 @@ def run(
     labels = labels.astype(np.int64)
     reference = torch_logits(model, pixels)
     torch_acc = float((reference.argmax(1) == labels).mean())
-    fp32 = check_model(reference, fp32_path, pixels, labels, provider)
-    int8 = check_model(reference, int8_path, pixels, labels, provider) if int8_path else None
-    if int8 is not None:
+    fp32, _ = check_model(reference, fp32_path, pixels, labels, provider)
+    int8 = None
+    if int8_path:
+        int8, fused = check_model(reference, int8_path, pixels, labels, provider)
         int8["accuracy_drop_pp"] = (torch_acc - int8["accuracy"]) * 100
+        int8["reference"] = reference_semantics(int8_path, fused, pixels, labels)
+        int8["saturation"] = saturation_report(onnx.load(int8_path))
     failures = gate(torch_acc, fp32, int8, thresholds, int8_dynamic)
     return {
         "n": int(len(labels)),
+        "onnxruntime": ort.__version__,
+        "cpu": cpu_info(),
         "torch": {"accuracy": torch_acc},
         "fp32": fp32,
         "int8": int8,

@@ -1,8 +1,14 @@
-"""fp32 ONNX -> int8 ONNX with onnxruntime's quantizer.  [train side]
+"""fp32 ONNX -> int8 ONNX with onnxruntime's quantizer, and the static saturation check.  [train side]
 
-Static (default): QDQ format, per-channel int8 weights, uint8 activations (the u8s8 kernels x86
-VNNI runs fastest), calibrated on a seeded sample of *training* images, never test images.
-Dynamic: int8 weights, activations quantized at run time.
+Static (default): QDQ format, per-channel int8 weights, uint8 activations (the u8s8 kernels every
+x86 and ARM64 CPU runs fastest), calibrated on a seeded sample of *training* images, never test
+images. Dynamic: int8 weights, activations quantized at run time.
+
+Weights are 7-bit by default (`reduce_range`: [-64, 64]): on x86 without VNNI (AVX2, AVX-512BW) the
+u8s8 kernels add two u8 x s8 products in int16 (`vpmaddubsw`), which saturates for full-range weights
+(255 * 127 * 2 = 64,770 > 32,767) and changes the answers on those CPUs only. With 7-bit weights the
+worst pair is 255 * 128 = 32,640: every kernel computes the exact sums, so the model gives the same
+answers everywhere. `saturation_report` proves it from the weights alone, on any machine.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -50,12 +57,14 @@ def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.nd
     """Return the int8 model. The fp32 model goes through ORT's pre-processing (symbolic shape
     inference + graph optimisation) first, as ORT recommends, so every tensor the quantizer
     calibrates has an inferred shape whatever the exporter version emits."""
+    reduce_range = settings.weight_bits == 7
     with tempfile.TemporaryDirectory() as tmp:
         src, pre, out = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         onnx.save_model(fp32, src)
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
         if settings.method == "dynamic":
-            quantize_dynamic(str(pre), str(out), per_channel=settings.per_channel, weight_type=QuantType.QInt8)
+            quantize_dynamic(str(pre), str(out), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
+                             reduce_range=reduce_range)
         else:
             if train_images is None:
                 raise ValueError("static quantization needs training images for calibration")
@@ -68,7 +77,58 @@ def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.nd
                 per_channel=settings.per_channel,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                reduce_range=reduce_range,
                 calibrate_method=CALIBRATORS[settings.calibration_method],
                 extra_options={"CalibTensorRangeSymmetric": False},
             )
         return onnx.load_model(out)
+
+
+INT16_MAX = 32767
+U8_MAX = 255
+
+
+def _k_axis(node: onnx.NodeProto, input_index: int) -> int | None:
+    """The reduction (K) axis of a 2-D weight feeding `node` at `input_index`; None if unknown."""
+    attrs = {a.name: a.i for a in node.attribute}
+    if node.op_type == "Gemm":
+        trans = attrs.get("transB" if input_index == 1 else "transA", 0)
+        return (1 - trans) if input_index == 1 else trans
+    if node.op_type in ("MatMul", "MatMulInteger"):
+        return 0 if input_index == 1 else 1
+    return None
+
+
+def worst_pair_sum(weights: np.ndarray, k_axis: int | None) -> int:
+    """The largest |a1*w1 + a2*w2| over u8 activations a and any two weights of one output channel
+    (two weights of the whole tensor when the layout is unknown): what an int16 pair sum must hold."""
+    w = weights.astype(np.int64)
+    w = w.reshape(1, -1) if k_axis is None else np.moveaxis(w, k_axis, -1).reshape(-1, w.shape[k_axis])
+    if w.shape[1] < 2:
+        w = np.concatenate([w, np.zeros_like(w)], axis=1)
+    pos, neg = np.sort(np.maximum(w, 0), axis=1), np.sort(np.minimum(w, 0), axis=1)
+    return int(U8_MAX * max((pos[:, -1] + pos[:, -2]).max(), -(neg[:, 0] + neg[:, 1]).min()))
+
+
+def saturation_report(proto: onnx.ModelProto) -> dict:
+    """Static proof (or disproof) that no u8 x s8 pair sum of this model can saturate int16.
+
+    Looks at every int8 matrix the integer kernels multiply by (weights behind a DequantizeLinear,
+    or fed to MatMulInteger), along its reduction axis."""
+    inits = {t.name: t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2}
+    consumers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in proto.graph.node:
+        for i, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, i))
+    worst, checked = 0, 0
+    for name, tensor in inits.items():
+        uses = consumers.get(name, [])
+        for node, i in uses:
+            if node.op_type == "DequantizeLinear":  # QDQ: follow to the op that multiplies
+                uses = uses + consumers.get(node.output[0], [])
+        axes = {_k_axis(n, i) for n, i in uses if n.op_type != "DequantizeLinear"}
+        k_axis = axes.pop() if len(axes) == 1 else None
+        worst = max(worst, worst_pair_sum(numpy_helper.to_array(tensor), k_axis))
+        checked += 1
+    return {"int8_weight_tensors": checked, "worst_pair_sum": worst, "int16_max": INT16_MAX,
+            "saturation_free": worst <= INT16_MAX}

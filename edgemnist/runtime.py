@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgemnist import UserError
+from edgemnist import UserError, first_line
 from edgemnist.progress import say
 
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"  # the ONNX contract: float32 [N, 1, 28, 28] in [0, 1] -> [N, 10]
@@ -82,9 +82,14 @@ class Model:
         return json.loads(value) if value is not None else default
 
 
-def session_options(threads: int | None) -> ort.SessionOptions:
+def session_options(threads: int | None, *, reference: bool = False) -> ort.SessionOptions:
+    """reference=True disables graph optimizations: an int8 QDQ model then runs as its reference
+    semantics (QuantizeLinear/DequantizeLinear around float ops), the same on every CPU, instead of
+    the fused integer kernels this CPU picks."""
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL if reference else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
@@ -92,8 +97,11 @@ def session_options(threads: int | None) -> ort.SessionOptions:
     return opts
 
 
-def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | None = None, *, quiet: bool = False) -> Model:
-    """Open an ONNX model for inference; UserError (exit 2) for anything that is not a usable model."""
+def open_model(
+    path: str | os.PathLike, provider: str = "auto", threads: int | None = None, *, quiet: bool = False, reference: bool = False
+) -> Model:
+    """Open an ONNX model for inference; UserError (exit 2) for anything that is not a usable model.
+    `reference=True`: graph optimizations off (see `session_options`)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model {path} not found")
@@ -101,12 +109,11 @@ def open_model(path: str | os.PathLike, provider: str = "auto", threads: int | N
         raise UserError(f"--threads must be at least 1, got {threads}")
     asked = resolve_providers(provider, ort.get_available_providers())
     try:
-        session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=asked)
+        session = ort.InferenceSession(str(path), sess_options=session_options(threads, reference=reference), providers=asked)
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph… for non-ONNX files
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"{path} is not a usable ONNX model ({msg[:160]})") from None
-    check_granted(provider, asked, session.get_providers(), quiet=quiet)
+        raise UserError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
     check_contract(session, path)
+    check_granted(provider, asked, session.get_providers(), quiet=quiet)
     return Model(path=path, session=session, metadata=dict(session.get_modelmeta().custom_metadata_map))
 
 

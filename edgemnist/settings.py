@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from edgemnist import UserError
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+WEIGHT_BITS = (7, 8)
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,14 @@ class QuantSettings:
     calibration_size: int = 1000
     calibration_method: str = "minmax"
     per_channel: bool = True
+    # 7: weights in [-64, 64], so a u8 x s8 pair sum (255 * 128 = 32,640) never saturates int16 on
+    # AVX2/AVX-512BW: the same answers on every CPU. 8: full range, exact only on VNNI/AMX/ARM64.
+    weight_bits: int = 7
     seed: int = 0
 
     def __post_init__(self):
+        if self.weight_bits not in WEIGHT_BITS:
+            raise UserError(f"--weight-bits must be 7 (portable) or 8 (VNNI/AMX/ARM64 only), got {self.weight_bits}")
         if self.method not in ("static", "dynamic"):
             raise UserError(f"--method must be static or dynamic, got {self.method!r}")
         if self.calibration_method not in CALIBRATION_METHODS:
@@ -55,7 +61,7 @@ class QuantSettings:
     def metadata(self) -> str:
         d = asdict(self)
         if self.method == "dynamic":
-            d = {k: v for k, v in d.items() if k in ("method", "per_channel")}
+            d = {k: v for k, v in d.items() if k in ("method", "per_channel", "weight_bits")} | {"weights": "int8", "activations": "uint8"}
         else:
             d |= {"calibration_data": "train", "format": "QDQ", "weights": "int8", "activations": "uint8"}
         return json.dumps(d)
@@ -68,3 +74,8 @@ class Thresholds:
     int8_max_drop_pp: float = 0.3  # accuracy drop vs PyTorch, percentage points
     int8_min_agreement: float = 0.995
     batch_max_diff: float = 1e-5  # batch-1 vs whole-set outputs of the same model
+    # int8: this CPU's fused kernels vs the reference semantics (graph optimizations off)
+    reference_min_agreement: float = 0.999
+    reference_max_abs_dlogit: float = 0.1
+    # verify: accuracy on the target vs the accuracy recorded in the model at export
+    verify_max_drop_pp: float = 0.1

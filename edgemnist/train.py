@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgemnist import UserError, __version__, atomic, data, runtime
+from edgemnist import UserError, __version__, atomic, data, first_line, runtime
 from edgemnist.model import MLP, MLPConfig
 from edgemnist.settings import TrainConfig
 
@@ -152,7 +152,7 @@ def load_checkpoint(path: str | Path) -> tuple[MLP, dict]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for truncated/garbage files
-        raise UserError(f"{path} is not a readable edgemnist checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise UserError(f"{path} is not a readable edgemnist checkpoint ({type(e).__name__}: {first_line(e)[:120]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not an edgemnist checkpoint (expected format {CHECKPOINT_FORMAT})")
     config = MLPConfig.from_dict(ckpt["config"])

@@ -49,3 +49,14 @@ def exported(trained):
 
     checkpoint, _ = trained
     return export_checkpoint(checkpoint, checkpoint.parent / "mlp.onnx", quantize=True)
+
+
+@pytest.fixture(scope="session")
+def full_range(trained, tmp_path_factory):
+    """The same checkpoint quantized the pre-portable way (8-bit weights, --weight-bits 8): its u8s8
+    pair sums saturate on x86 without VNNI. The parity report (files are written even if it fails)."""
+    from edgemnist.export import export_checkpoint
+    from edgemnist.settings import QuantSettings
+
+    out = tmp_path_factory.mktemp("full_range") / "full.onnx"
+    return export_checkpoint(trained[0], out, settings=QuantSettings(weight_bits=8))

@@ -16,8 +16,9 @@ def test_export_cli_json_and_a_failing_gate_exits_1_naming_the_check(trained, tm
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
     assert report["passed"] is False and any("max |Δlogit|" in f for f in report["failures"])
-    assert "parity gate failed" in proc.stderr and "fp32 max |Δlogit|" in proc.stderr and str(out) in proc.stderr
-    assert out.is_file() and (tmp_path / "strict.int8.onnx").is_file()  # kept for inspection, named as failing
+    assert "parity gate failed" in proc.stderr and "fp32 max |Δlogit|" in proc.stderr
+    assert report["failing"] == [str(out)] and proc.stderr.rstrip().endswith(f"failing: {out})")  # int8 passed
+    assert out.is_file() and (tmp_path / "strict.int8.onnx").is_file()  # both kept for inspection
     assert "Traceback" not in proc.stderr
 
 

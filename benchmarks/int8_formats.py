@@ -1,0 +1,141 @@
+"""Which int8 format: accuracy, agreement with the reference semantics, and speed of each candidate,
+quantized from the same fp32 model and measured side by side on this CPU.
+
+    python benchmarks/int8_formats.py [--fp32 exported/mlp.onnx] [--seconds 1.5] [--json]
+
+Candidates: the project's settings (`edgemnist export` options: 8- vs 7-bit weights, per-channel vs
+per-tensor, static vs dynamic) plus two formats onnxruntime offers that edgemnist does not ship (u8
+weights, s8 activations), for comparison. "fused" is the default session (this CPU's integer
+kernels), "reference" the same file with graph optimizations off. Speed: one thread, IOBinding,
+rounds interleaved across candidates, median per-call latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # noqa: E402
+from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
+
+from edgemnist import data, runtime  # noqa: E402
+from edgemnist.cpu import cpu_info, describe  # noqa: E402
+from edgemnist.quantize import _Batches, calibration_sample, quantize, saturation_report  # noqa: E402
+from edgemnist.settings import QuantSettings  # noqa: E402
+from edgemnist.verify import compare, reference_semantics  # noqa: E402
+
+PROJECT = {
+    "static per-channel, 8-bit weights (old default)": QuantSettings(weight_bits=8),
+    "static per-channel, 7-bit weights (default)": QuantSettings(),
+    "static per-tensor, 8-bit weights": QuantSettings(per_channel=False, weight_bits=8),
+    "static per-tensor, 7-bit weights": QuantSettings(per_channel=False),
+    "dynamic per-channel, 8-bit weights": QuantSettings(method="dynamic", weight_bits=8),
+    "dynamic per-channel, 7-bit weights": QuantSettings(method="dynamic"),
+}
+OTHERS = {  # not edgemnist options: onnxruntime's other type pairs, static per-channel
+    "static per-channel, u8 weights (u8u8)": {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QUInt8},
+    "static per-channel, s8 activations (s8s8)": {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8},
+}
+
+
+def build(fp32_path: Path, train_images: np.ndarray, tmp: Path) -> dict[str, Path]:
+    fp32 = onnx.load(fp32_path)
+    paths = {}
+    for i, (name, settings) in enumerate(PROJECT.items()):
+        paths[name] = tmp / f"p{i}.onnx"
+        onnx.save(quantize(fp32, settings, train_images), paths[name])
+    pre = tmp / "pre.onnx"
+    quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
+    sample = calibration_sample(train_images, QuantSettings.calibration_size, QuantSettings.seed)
+    for i, (name, types) in enumerate(OTHERS.items()):
+        paths[name] = tmp / f"o{i}.onnx"
+        quantize_static(str(pre), str(paths[name]), _Batches(sample), quant_format=QuantFormat.QDQ, per_channel=True,
+                        extra_options={"CalibTensorRangeSymmetric": False}, **types)
+    return paths
+
+
+def timed_calls(paths: dict[str, Path], batch: int) -> dict[str, object]:
+    x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
+    calls = {}
+    for name, path in paths.items():
+        session = runtime.open_model(path, "cpu", 1, quiet=True).session
+        binding = session.io_binding()
+        binding.bind_cpu_input("pixels", x)
+        out = np.empty((batch, 10), np.float32)
+        binding.bind_output("logits", "cpu", 0, np.float32, out.shape, out.ctypes.data)
+        calls[name] = (session, binding, out)
+    return calls
+
+
+def speed(paths: dict[str, Path], batch: int, seconds: float, rounds: int = 8) -> dict[str, float]:
+    """Median per-call µs of each model at this batch size, rounds interleaved."""
+    calls = timed_calls(paths, batch)
+    samples: dict[str, list[int]] = {name: [] for name in calls}
+    for session, binding, _ in calls.values():
+        for _ in range(20):
+            session.run_with_iobinding(binding)
+    for _ in range(rounds):
+        for name, (session, binding, _) in calls.items():
+            end = time.perf_counter() + seconds / rounds
+            while time.perf_counter() < end:
+                t0 = time.perf_counter_ns()
+                session.run_with_iobinding(binding)
+                samples[name].append(time.perf_counter_ns() - t0)
+    return {name: float(np.median(v)) / 1000 for name, v in samples.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fp32", type=Path, default=ROOT / "exported/mlp.onnx")
+    ap.add_argument("--seconds", type=float, default=1.5, help="timed seconds per model and batch size")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    mnist = data.load(quiet=True)
+    pixels, labels = runtime.images_to_pixels(mnist.test_images), mnist.test_labels.astype(np.int64)
+    fp32_logits = runtime.open_model(args.fp32, "cpu", quiet=True).logits(pixels, batch_size=len(pixels))
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = build(args.fp32, mnist.train_images, Path(tmp))
+        rows = []
+        for name, path in paths.items():
+            fused = runtime.open_model(path, "cpu", quiet=True).logits(pixels, batch_size=len(pixels))
+            ref = reference_semantics(path, fused, pixels, labels)
+            sat = saturation_report(onnx.load(path))
+            rows.append({"format": name, "accuracy": compare(fp32_logits, fused, labels)["accuracy"],
+                         "reference_accuracy": ref["accuracy"], "fused_vs_reference_agreement": ref["agreement"],
+                         "fused_vs_reference_max_abs_dlogit": ref["max_abs_dlogit"],
+                         "agreement_with_fp32": compare(fp32_logits, fused, labels)["agreement"],
+                         "worst_pair_sum": sat["worst_pair_sum"], "saturation_free": sat["saturation_free"],
+                         "size_bytes": path.stat().st_size})
+        timed = {"fp32": args.fp32, **paths}
+        b1, b1024 = speed(timed, 1, args.seconds), speed(timed, 1024, args.seconds)
+    for r in rows:
+        name = r["format"]
+        r |= {"batch1_p50_us": b1[name], "batch1024_images_per_s": 1024e6 / b1024[name],
+              "batch1024_vs_fp32": b1024["fp32"] / b1024[name]}
+    report = {"cpu": cpu_info(), "fp32": {"batch1_p50_us": b1["fp32"], "batch1024_images_per_s": 1024e6 / b1024["fp32"]}, "rows": rows}
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{describe()}; 1 thread; fp32: batch-1 p50 {b1['fp32']:.1f} µs, batch 1024 {1024e6 / b1024['fp32']:,.0f} images/s\n")
+    print("| format | accuracy (fused) | reference | fused vs reference: agreement / max \\|Δlogit\\| | agreement with fp32 "
+          "| worst pair sum | batch-1 p50 µs | batch-1024 images/s | int8/fp32 at 1024 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['format']} | {r['accuracy']:.2%} | {r['reference_accuracy']:.2%} | {r['fused_vs_reference_agreement']:.2%} / "
+              f"{r['fused_vs_reference_max_abs_dlogit']:.3g} | {r['agreement_with_fp32']:.2%} | {r['worst_pair_sum']:,}"
+              f"{'' if r['saturation_free'] else ' ✗'} | {r['batch1_p50_us']:.1f} | {r['batch1024_images_per_s']:,.0f} "
+              f"| {r['batch1024_vs_fp32']:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
