@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from edgemnist.cpu import describe  # noqa: E402
 
 
 def main() -> None:
@@ -30,8 +32,7 @@ def main() -> None:
     r = json.loads(proc.stdout)
     if args.json:
         args.json.write_text(json.dumps(r, indent=1))
-    feats = ", ".join(f for f, on in r["cpu"]["features"].items() if on)
-    print(f"`{' '.join(cmd)}` — {r['cpu']['model']}, {r['cpu']['logical_cpus']} CPUs, threads tried {r['threads']}; {feats}\n")
+    print(f"`{' '.join(cmd)}` — {describe(r['cpu'])}; threads tried {r['threads']}\n")
     print("| backend | batch | threads | p50 µs | p90 µs | p99 µs | images/s | vs PyTorch eager | int8 vs fp32 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     def ratio(row: dict, key: str) -> str:

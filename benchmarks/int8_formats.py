@@ -94,6 +94,12 @@ def speed(paths: dict[str, Path], batch: int, seconds: float, rounds: int = 8) -
     return {name: float(np.median(v)) / 1000 for name, v in samples.items()}
 
 
+def pair_sum(r: dict) -> str:
+    if not r["int8_weight_tensors"]:
+        return "n/a (u8 weights)"
+    return f"{r['worst_pair_sum']:,}" + ("" if r["saturation_free"] else " ✗ saturates")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fp32", type=Path, default=ROOT / "exported/mlp.onnx")
@@ -114,7 +120,7 @@ def main() -> None:
                          "reference_accuracy": ref["accuracy"], "fused_vs_reference_agreement": ref["agreement"],
                          "fused_vs_reference_max_abs_dlogit": ref["max_abs_dlogit"],
                          "agreement_with_fp32": compare(fp32_logits, fused, labels)["agreement"],
-                         "worst_pair_sum": sat["worst_pair_sum"], "saturation_free": sat["saturation_free"],
+                         "int8_weight_tensors": sat["int8_weight_tensors"], "worst_pair_sum": sat["worst_pair_sum"], "saturation_free": sat["saturation_free"],
                          "size_bytes": path.stat().st_size})
         timed = {"fp32": args.fp32, **paths}
         b1, b1024 = speed(timed, 1, args.seconds), speed(timed, 1024, args.seconds)
@@ -132,8 +138,7 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['format']} | {r['accuracy']:.2%} | {r['reference_accuracy']:.2%} | {r['fused_vs_reference_agreement']:.2%} / "
-              f"{r['fused_vs_reference_max_abs_dlogit']:.3g} | {r['agreement_with_fp32']:.2%} | {r['worst_pair_sum']:,}"
-              f"{'' if r['saturation_free'] else ' ✗'} | {r['batch1_p50_us']:.1f} | {r['batch1024_images_per_s']:,.0f} "
+              f"{r['fused_vs_reference_max_abs_dlogit']:.3g} | {r['agreement_with_fp32']:.2%} | {pair_sum(r)} | {r['batch1_p50_us']:.1f} | {r['batch1024_images_per_s']:,.0f} "
               f"| {r['batch1024_vs_fp32']:.2f}× |")
 
 
