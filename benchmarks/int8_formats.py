@@ -29,8 +29,9 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # 
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
 
 from edgemnist import data, runtime  # noqa: E402
+from edgemnist.contract import images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.quantize import _Batches, calibration_sample, quantize, saturation_report  # noqa: E402
+from edgemnist.training.quantize import _Batches, calibration_sample, quantize, saturation_report  # noqa: E402
 from edgemnist.settings import QuantSettings  # noqa: E402
 from edgemnist.verify import compare, reference_semantics  # noqa: E402
 
@@ -107,7 +108,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     mnist = data.load(quiet=True)
-    pixels, labels = runtime.images_to_pixels(mnist.test_images), mnist.test_labels.astype(np.int64)
+    pixels, labels = images_to_pixels(mnist.test_images), mnist.test_labels.astype(np.int64)
     fp32_logits = runtime.open_model(args.fp32, "cpu", quiet=True).logits(pixels, batch_size=len(pixels))
     with tempfile.TemporaryDirectory() as tmp:
         paths = build(args.fp32, mnist.train_images, Path(tmp))

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import realworld  # noqa: E402
 
 from edgemnist import data, runtime  # noqa: E402
+from edgemnist.contract import images_to_pixels  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +43,7 @@ def main() -> None:
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     predicted = np.array([r.get("label", -1) for r in results])
     model = runtime.open_model(args.model, "cpu", quiet=True)
-    clean = model.logits(runtime.images_to_pixels(mnist.test_images[idx])).argmax(1)
+    clean = model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1)
     print(f"real-world renderings: {np.mean(predicted == labels):.2%} of {len(labels)} "
           f"(errors: {sum('error' in r for r in results)}); the same digits clean: {np.mean(clean == labels):.2%}; "
           f"model {Path(args.model).name}")

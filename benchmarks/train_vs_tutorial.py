@@ -58,8 +58,8 @@ def tutorial(mnist_files: dict[str, bytes], epochs: int = 10) -> list[dict]:
 
 
 def edgemnist_default() -> list[dict]:
-    from edgemnist import train
-    from edgemnist.model import MLPConfig
+    from edgemnist.training import train
+    from edgemnist.settings import MLPConfig
     from edgemnist.settings import TrainConfig
 
     start = time.perf_counter()

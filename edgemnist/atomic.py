@@ -13,7 +13,7 @@ from edgemnist import UserError
 
 def ensure_writable_dir(path: Path) -> None:
     """Create `path`'s parent directory; raise UserError (exit 2) if it cannot be written."""
-    parent = path.parent if str(path.parent) else Path(".")
+    parent = path.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

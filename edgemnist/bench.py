@@ -1,9 +1,11 @@
 """`edgemnist bench`: latency percentiles and throughput, every backend side by side in one run.
+[runtime side; torch only for the optional PyTorch baseline, onnx only for the optional ceiling]
 
-Rounds of the backends are interleaved (in a seeded shuffled order each round) so that machine
-noise hits them alike; ratios are only ever taken between rows of the same run.
-The ceiling is a plain chain of MatMuls of the model's shapes (no bias, no activation) run by the
-same engine (onnxruntime's MLAS), at the largest batch size.
+collect the backends (PyTorch eager as trained and folded, one per ONNX model, the MatMul ceiling) ->
+measure them in interleaved rounds (a seeded shuffled order each round, so machine noise hits them
+alike) -> summarize into rows with ratios taken only between rows of the same run -> report.
+The ceiling is a plain chain of MatMuls of the model's own layer shapes (no bias, no activation) run
+by the same engine (onnxruntime's MLAS), at the largest batch size.
 """
 
 from __future__ import annotations
@@ -17,13 +19,22 @@ from typing import Callable
 
 import numpy as np
 
-from edgemnist import UserError, atomic, runtime
+from edgemnist import UserError, atomic, contract, runtime
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.progress import bar, console, say
+from edgemnist.settings import DEFAULT_CHECKPOINT, DEFAULT_INT8, DEFAULT_ONNX
 
-DEFAULT_MODELS = (Path("exported/mlp.onnx"), Path("exported/mlp.int8.onnx"))
-MLP_SHAPES = (784, 512, 256, 128, 64, 10)
 ROUNDS = 10
+CEILING = "ceiling-matmul"
+
+
+@dataclass
+class Backend:
+    name: str  # torch-fp32 | torch-fp32-folded | ort-<precision>[:<model stem>] | ceiling-matmul
+    provider: str
+    model: str
+    shapes: tuple[int, ...] | None  # layer widths from input to output; None when unknown
+    make: Callable[[int, int], Callable[[], object]]  # (batch, threads) -> a call that runs one batch
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -43,57 +54,67 @@ def parse_models(text: str | None) -> list[Path]:
         if missing:
             raise UserError(f"model not found: {', '.join(missing)}")
         return paths
-    paths = [p for p in DEFAULT_MODELS if p.is_file()]
+    paths = [p for p in (DEFAULT_ONNX, DEFAULT_INT8) if p.is_file()]
     if not paths:
         raise UserError("no models to benchmark: run `edgemnist export --quantize` or pass --models")
     return paths
 
 
-@dataclass
-class Backend:
-    name: str  # torch-fp32 | torch-fp32-folded | ort-fp32 | ort-int8 | ceiling-matmul
-    provider: str
-    model: str
-    make: Callable[[int, int], Callable[[], object]]  # (batch, threads) -> a call that runs one batch
+def macs(shapes: tuple[int, ...]) -> int:
+    """Multiply-adds per image of a chain of fully connected layers."""
+    return sum(a * b for a, b in zip(shapes, shapes[1:]))
 
 
-def _bound_call(session, input_name: str, x: np.ndarray) -> Callable[[], object]:
+def model_shapes(model: runtime.Model) -> tuple[int, ...] | None:
+    """Layer widths from the model's edgemnist metadata (`edgemnist.architecture`)."""
+    arch = model.metadata_json("edgemnist.architecture")
+    if not arch or "hidden" not in arch:
+        return None
+    return (contract.IMAGE_SIZE * contract.IMAGE_SIZE, *arch["hidden"], contract.NUM_CLASSES)
+
+
+def _bound_call(session, input_name: str, x: np.ndarray, width: int) -> Callable[[], object]:
     """IOBinding with pre-bound input and output buffers: no per-call allocation or dict building
-    (measured faster at batch 1 than session.run and than run_with_ort_values)."""
+    (onnxruntime's public API; measured faster at batch 1 than session.run)."""
     binding = session.io_binding()
     binding.bind_cpu_input(input_name, x)
-    out = np.empty((x.shape[0], 10), np.float32)
+    out = np.empty((x.shape[0], width), np.float32)
     binding.bind_output(session.get_outputs()[0].name, "cpu", 0, np.float32, out.shape, out.ctypes.data)
-    run, raw = session._sess.run_with_iobinding, binding._iobinding  # skip the Python wrapper's checks
-    return lambda keep=(x, out, binding): run(raw, None)  # the bound buffers must outlive the binding
+    return lambda keep=(x, out): session.run_with_iobinding(binding)  # the buffers must outlive the binding
 
 
-def ort_backend(path: Path, provider: str) -> Backend:
+def ort_backend(path: Path, provider: str, taken: set[str]) -> Backend:
     open_with = functools.cache(lambda threads: runtime.open_model(path, provider, threads, quiet=True))
     model = open_with(runtime.default_threads())
     precision = model.metadata.get("edgemnist.precision") or ("int8" if ".int8." in path.name else "fp32")
+    name = f"ort-{precision}" if f"ort-{precision}" not in taken else f"ort-{precision}:{path.stem}"
+    taken.add(name)
 
     def make(batch: int, threads: int):
         m = open_with(threads)
-        return _bound_call(m.session, m.input_name, np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32))
+        x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
+        return _bound_call(m.session, m.input_name, x, contract.NUM_CLASSES)
 
-    return Backend(f"ort-{precision}", model.providers[0], str(path), make)
+    return Backend(name, model.providers[0], str(path), model_shapes(model), make)
 
 
-def matmul_ceiling_backend() -> Backend:
-    """The same shapes as plain MatMuls (no bias, no ReLU), through onnxruntime: the ceiling."""
+def matmul_ceiling_backend(shapes: tuple[int, ...]) -> Backend | None:
+    """The same shapes as plain MatMuls (no bias, no ReLU) through onnxruntime; None without onnx."""
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
     import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     inits, nodes, prev = [], [], "x"
-    for i, (a, b) in enumerate(zip(MLP_SHAPES, MLP_SHAPES[1:])):
+    for i, (a, b) in enumerate(zip(shapes, shapes[1:])):
         inits.append(numpy_helper.from_array(rng.standard_normal((a, b)).astype(np.float32) * 0.05, f"w{i}"))
         nodes.append(helper.make_node("MatMul", [prev, f"w{i}"], [f"h{i}"]))
         prev = f"h{i}"
     graph = helper.make_graph(
-        nodes, "ceiling", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 784])],
-        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["N", 10])], inits,
+        nodes, "ceiling", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", shapes[0]])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, ["N", shapes[-1]])], inits,
     )
     blob = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString()
     session_for = functools.cache(
@@ -101,9 +122,9 @@ def matmul_ceiling_backend() -> Backend:
     )
 
     def make(batch: int, threads: int):
-        return _bound_call(session_for(threads), "x", rng.random((batch, 784), dtype=np.float32))
+        return _bound_call(session_for(threads), "x", rng.random((batch, shapes[0]), dtype=np.float32), shapes[-1])
 
-    return Backend("ceiling-matmul", runtime.CPU, "plain MatMul chain 784-512-256-128-64-10", make)
+    return Backend(CEILING, runtime.CPU, "plain MatMul chain " + "-".join(map(str, shapes)), shapes, make)
 
 
 def torch_backends(checkpoint: Path) -> list[Backend]:
@@ -111,14 +132,16 @@ def torch_backends(checkpoint: Path) -> list[Backend]:
     model (the same function as the ONNX graph), so the table shows what folding alone buys."""
     import torch
 
-    from edgemnist.model import fold
-    from edgemnist.train import load_checkpoint
+    from edgemnist.training.model import fold
+    from edgemnist.training.train import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
+    c = model.config
+    shapes = (c.input_size, *c.hidden, c.num_classes)
 
     def maker(module):
         def make(batch: int, threads: int):
-            x = torch.rand(batch, 1, 28, 28)
+            x = torch.rand(batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE)
 
             def call():
                 if torch.get_num_threads() != threads:
@@ -131,9 +154,36 @@ def torch_backends(checkpoint: Path) -> list[Backend]:
         return make
 
     return [
-        Backend("torch-fp32", "torch-cpu", str(checkpoint), maker(model.eval())),
-        Backend("torch-fp32-folded", "torch-cpu", str(checkpoint), maker(fold(model))),
+        Backend("torch-fp32", "torch-cpu", str(checkpoint), shapes, maker(model.eval())),
+        Backend("torch-fp32-folded", "torch-cpu", str(checkpoint), shapes, maker(fold(model))),
     ]
+
+
+def collect(models: list[Path], checkpoint: Path | None, use_torch: bool, provider: str, notes: list[str]) -> list[Backend]:
+    """Every backend of the run; what is skipped (torch missing, no shapes for a ceiling) goes to notes."""
+    backends: list[Backend] = []
+    if use_torch:
+        ckpt = checkpoint or DEFAULT_CHECKPOINT
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            notes.append("PyTorch baseline skipped: torch is not installed")
+        else:
+            if ckpt.is_file():
+                backends += torch_backends(ckpt)
+            elif checkpoint is not None:
+                raise UserError(f"checkpoint {ckpt} not found")
+            else:
+                notes.append(f"PyTorch baseline skipped: no checkpoint at {ckpt}")
+    taken: set[str] = set()
+    backends += [ort_backend(p, provider, taken) for p in models]
+    shapes = next((b.shapes for b in backends if b.name.startswith("ort-") and b.shapes), None)
+    ceiling = matmul_ceiling_backend(shapes) if shapes else None
+    if ceiling:
+        backends.append(ceiling)
+    else:
+        notes.append("no ceiling: " + ("onnx is not installed" if shapes else "no model carries edgemnist.architecture metadata"))
+    return backends
 
 
 def pick_threads(backend: Backend, batch: int, candidates: list[int]) -> tuple[int, Callable[[], object]]:
@@ -162,6 +212,64 @@ def _time(call: Callable[[], object], seconds: float, into: list[float]) -> None
             return
 
 
+def measure(backends: list[Backend], batch_sizes: list[int], candidates: list[int], duration: float, quiet: bool):
+    """Per (backend index, batch): the latencies in µs and the thread count used."""
+    latencies: dict[tuple[int, int], list[float]] = {}
+    chosen: dict[tuple[int, int], int] = {}
+    order = random.Random(0)
+    with bar(quiet=quiet) as progress:
+        task = progress.add_task("bench", total=len(batch_sizes) * ROUNDS, status="")
+        for batch in batch_sizes:
+            active = [i for i, b in enumerate(backends) if b.name != CEILING or batch == max(batch_sizes)]
+            calls = {}
+            for i in active:  # warm-up, and the thread count
+                chosen[i, batch], calls[i] = pick_threads(backends[i], batch, candidates)
+            for _ in range(ROUNDS):
+                order.shuffle(active)
+                for i in active:
+                    _time(calls[i], duration / ROUNDS, latencies.setdefault((i, batch), []))
+                progress.update(task, advance=1, status=f"batch {batch}")
+    return latencies, chosen
+
+
+def summarize(backends: list[Backend], latencies: dict, chosen: dict) -> list[dict]:
+    """One row per backend and batch size: percentiles, throughput, GFLOP/s, and the ratios."""
+    rows = []
+    for (i, batch), lat in sorted(latencies.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        a, b = np.array(lat), backends[i]
+        row = {
+            "backend": b.name, "provider": b.provider, "model": b.model, "batch_size": batch, "threads": chosen[i, batch],
+            "p50_us": float(np.percentile(a, 50)), "p90_us": float(np.percentile(a, 90)),
+            "p99_us": float(np.percentile(a, 99)), "mean_us": float(a.mean()), "calls": int(len(a)),
+            "images_per_s": batch * len(a) / (a.sum() / 1e6), "shapes": list(b.shapes) if b.shapes else None,
+        }
+        if b.shapes:
+            row["macs_per_image"] = macs(b.shapes)
+            row["gflops"] = row["images_per_s"] * 2 * row["macs_per_image"] / 1e9
+        rows.append(row)
+    _add_ratios(rows)
+    return rows
+
+
+def _add_ratios(rows: list[dict]) -> None:
+    """At the same batch size (same run): each ONNX row vs PyTorch eager as trained, each int8 row vs
+    the first fp32 ONNX model, and each row vs the ceiling when it has the ceiling's shapes."""
+    for batch in {r["batch_size"] for r in rows}:
+        same = [r for r in rows if r["batch_size"] == batch]
+        torch_row = next((r for r in same if r["backend"] == "torch-fp32"), None)
+        fp32 = next((r for r in same if r["backend"].startswith("ort-fp32")), None)
+        ceiling = next((r for r in same if r["backend"] == CEILING), None)
+        for r in same:
+            if torch_row and r["backend"].startswith("ort-"):
+                r["vs_torch"] = r["images_per_s"] / torch_row["images_per_s"]
+                r["p50_speedup_vs_torch"] = torch_row["p50_us"] / r["p50_us"]
+            if fp32 and r["backend"].startswith("ort-int8"):
+                r["int8_vs_fp32"] = r["images_per_s"] / fp32["images_per_s"]
+                r["fp32_baseline"] = fp32["model"]
+            if ceiling and r is not ceiling and r["shapes"] == ceiling["shapes"]:
+                r["vs_ceiling"] = r["images_per_s"] / ceiling["images_per_s"]
+
+
 def run(
     models: list[Path],
     batch_sizes: list[int],
@@ -179,85 +287,23 @@ def run(
         raise UserError(f"--threads must be at least 1, got {threads}")
     # without --threads, each backend and batch size gets the faster of 1 and all cores (same rule for all)
     candidates = [threads] if threads else sorted({1, runtime.default_threads()})
-    backends: list[Backend] = []
     notes: list[str] = []
-    if use_torch:
-        ckpt = checkpoint or Path("exported/mlp.pt")
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            notes.append("PyTorch baseline skipped: torch is not installed")
-        else:
-            if ckpt.is_file():
-                backends += torch_backends(ckpt)
-            elif checkpoint is not None:
-                raise UserError(f"checkpoint {ckpt} not found")
-            else:
-                notes.append(f"PyTorch baseline skipped: no checkpoint at {ckpt}")
-    backends += [ort_backend(p, provider) for p in models]
-    backends.append(matmul_ceiling_backend())
-    ceiling_batch = max(batch_sizes)
-
-    latencies: dict[tuple[int, int], list[float]] = {}
-    chosen: dict[tuple[int, int], int] = {}
-    order = random.Random(0)
-    with bar(quiet=quiet) as progress:
-        task = progress.add_task("bench", total=len(batch_sizes) * ROUNDS, status="")
-        for batch in batch_sizes:
-            active = [i for i, b in enumerate(backends) if b.name != "ceiling-matmul" or batch == ceiling_batch]
-            calls = {}
-            for i in active:  # warm-up, and the thread count
-                chosen[i, batch], calls[i] = pick_threads(backends[i], batch, candidates)
-            for _ in range(ROUNDS):
-                order.shuffle(active)
-                for i in active:
-                    _time(calls[i], duration / ROUNDS, latencies.setdefault((i, batch), []))
-                progress.update(task, advance=1, status=f"batch {batch}")
-
-    rows = []
-    for (i, batch), lat in sorted(latencies.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        a = np.array(lat)
-        b = backends[i]
-        rows.append({
-            "backend": b.name, "provider": b.provider, "model": b.model, "batch_size": batch, "threads": chosen[i, batch],
-            "p50_us": float(np.percentile(a, 50)), "p90_us": float(np.percentile(a, 90)),
-            "p99_us": float(np.percentile(a, 99)), "mean_us": float(a.mean()), "calls": int(len(a)),
-            "images_per_s": batch * len(a) / (a.sum() / 1e6),
-        })
-    _add_ratios(rows)
-    ceiling = next((r for r in rows if r["backend"] == "ceiling-matmul"), None)
-    macs = sum(x * y for x, y in zip(MLP_SHAPES, MLP_SHAPES[1:]))
-    for r in rows:
-        r["gflops"] = r["images_per_s"] * 2 * macs / 1e9
-        if ceiling and r["batch_size"] == ceiling["batch_size"]:
-            r["vs_ceiling"] = r["images_per_s"] / ceiling["images_per_s"]
-    for r in rows:
-        if r.get("int8_vs_fp32", 1.0) < 1.0:
-            notes.append(f"int8 is SLOWER than fp32 on this host at batch {r['batch_size']} ({r['int8_vs_fp32']:.2f}x)")
+    backends = collect(models, checkpoint, use_torch, provider, notes)
+    rows = summarize(backends, *measure(backends, batch_sizes, candidates, duration, quiet))
+    ceiling = next((r for r in rows if r["backend"] == CEILING), None)
+    notes += [f"int8 is SLOWER than fp32 on this host at batch {r['batch_size']} ({r['int8_vs_fp32']:.2f}x, {r['model']})"
+              for r in rows if r.get("int8_vs_fp32", 1.0) < 1.0]
     return {
         "cpu": cpu_info(),
         "threads": candidates,
         "duration_s": duration,
-        "rows": [r for r in rows if r["backend"] != "ceiling-matmul"],
+        "rows": [r for r in rows if r is not ceiling],
         "ceiling": {"batch_size": ceiling["batch_size"], "images_per_s": ceiling["images_per_s"],
                     "p50_us": ceiling["p50_us"], "gflops": ceiling["gflops"], "threads": ceiling["threads"],
                     "what": ceiling["model"]} if ceiling else None,
-        "macs_per_image": macs,
+        "macs_per_image": ceiling["macs_per_image"] if ceiling else None,
         "notes": notes,
     }
-
-
-def _add_ratios(rows: list[dict]) -> None:
-    """Each row vs PyTorch eager, and int8 vs fp32, at the same batch size (same run)."""
-    by = {(r["backend"], r["batch_size"]): r for r in rows}
-    for r in rows:
-        torch_row = by.get(("torch-fp32", r["batch_size"]))
-        if torch_row and r["backend"].startswith("ort-"):
-            r["vs_torch"] = r["images_per_s"] / torch_row["images_per_s"]
-            r["p50_speedup_vs_torch"] = torch_row["p50_us"] / r["p50_us"]
-        fp32 = by.get(("ort-fp32", r["batch_size"]))
-        if fp32 and r["backend"] == "ort-int8":
-            r["int8_vs_fp32"] = r["images_per_s"] / fp32["images_per_s"]
 
 
 def print_report(report: dict) -> None:
@@ -265,16 +311,17 @@ def print_report(report: dict) -> None:
 
     say(f"CPU: {describe(report['cpu'])}; threads tried: {report['threads']}")
     t = Table(title="per-call latency (µs) and throughput; ratios from this run")
-    for col in ("backend", "batch", "threads", "p50", "p90", "p99", "images/s", "vs torch", "int8/fp32", "vs ceiling"):
+    for col in ("backend", "model", "batch", "threads", "p50", "p90", "p99", "images/s", "vs torch", "int8/fp32", "vs ceiling"):
         t.add_column(col, justify="right")
     fmt = lambda r, k: f"{r[k]:.2f}x" if k in r else "-"  # noqa: E731
     for r in report["rows"]:
-        t.add_row(r["backend"], str(r["batch_size"]), str(r["threads"]), f"{r['p50_us']:.1f}", f"{r['p90_us']:.1f}", f"{r['p99_us']:.1f}",
-                  f"{r['images_per_s']:,.0f}", fmt(r, "vs_torch"), fmt(r, "int8_vs_fp32"), fmt(r, "vs_ceiling"))
+        t.add_row(r["backend"], Path(r["model"]).name, str(r["batch_size"]), str(r["threads"]), f"{r['p50_us']:.1f}",
+                  f"{r['p90_us']:.1f}", f"{r['p99_us']:.1f}", f"{r['images_per_s']:,.0f}", fmt(r, "vs_torch"),
+                  fmt(r, "int8_vs_fp32"), fmt(r, "vs_ceiling"))
     console().print(t)
     c = report["ceiling"]
     if c:
-        say(f"ceiling (plain MatMul chain, batch {c['batch_size']}): {c['images_per_s']:,.0f} images/s = {c['gflops']:.1f} GFLOP/s "
+        say(f"ceiling ({c['what']}, batch {c['batch_size']}): {c['images_per_s']:,.0f} images/s = {c['gflops']:.1f} GFLOP/s "
             f"at {report['macs_per_image']:,} multiply-adds per image")
     for note in report["notes"]:
         say(f"note: {note}")
@@ -289,7 +336,7 @@ def plot(report: dict, out: str | Path) -> None:
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install 'edgemnist[plot]'") from None
     rows = report["rows"]
-    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    backends = list(dict.fromkeys(r["backend"] for r in rows))  # unique per model (ort-int8:<stem> for a second one)
     batches = sorted({r["batch_size"] for r in rows})
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     width = 0.8 / len(backends)

@@ -16,7 +16,10 @@ import typer
 
 from edgemnist import UserError, __version__, first_line
 from edgemnist.progress import bar, say
-from edgemnist.settings import CALIBRATION_METHODS, QuantSettings, Thresholds, TrainConfig
+from edgemnist.settings import (
+    CALIBRATION_METHODS, DEFAULT_CHECKPOINT, DEFAULT_ONNX, PROVIDERS, QUANT_METHODS, MLPConfig, QuantSettings, Thresholds,
+    TrainConfig, parse_hidden,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -27,20 +30,14 @@ app = typer.Typer(
 _state = {"debug": False}
 
 
-class Provider(str, Enum):
-    """onnxruntime execution provider (infer, eval, bench) or torch device (train): the same choice."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+def _choice(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A typer choice type from a settings tuple (the tuple stays the one definition)."""
+    return Enum(name, {v: v for v in values}, type=str)
 
 
-class Method(str, Enum):
-    static = "static"
-    dynamic = "dynamic"
-
-
-Calibration = Enum("Calibration", {m: m for m in CALIBRATION_METHODS}, type=str)
+Provider = _choice("Provider", PROVIDERS)  # onnxruntime execution provider, or torch device for `train`
+Method = _choice("Method", QUANT_METHODS)
+Calibration = _choice("Calibration", CALIBRATION_METHODS)
 
 
 DataDir = Annotated[Optional[Path], typer.Option(help="Directory with the MNIST IDX files (raw or .gz); default $EDGEMNIST_DATA, else the cache / download.")]
@@ -88,16 +85,15 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = TrainConfig.batch_size,
     lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = TrainConfig.lr,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = TrainConfig.seed,
-    hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = "512,256,128,64",
-    device: Annotated[Provider, typer.Option(help="auto picks CUDA when torch sees it.")] = Provider.auto,
+    hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = ",".join(map(str, MLPConfig.hidden)),
+    device: Annotated[Provider, typer.Option(help="auto picks CUDA when torch sees it.")] = Provider("auto"),
     data_dir: DataDir = None,
-    out: Annotated[Path, typer.Option(help="Checkpoint path.")] = Path("exported/mlp.pt"),
+    out: Annotated[Path, typer.Option(help="Checkpoint path.")] = DEFAULT_CHECKPOINT,
     json_out: Json = False,
 ):
     """Train the MLP on MNIST and write a checkpoint."""
     from edgemnist import atomic
-    from edgemnist import train as tr
-    from edgemnist.model import MLPConfig, parse_hidden
+    from edgemnist.training import train as tr
 
     model_config = MLPConfig(hidden=parse_hidden(hidden))
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
@@ -112,7 +108,7 @@ def train(
             if progress.disable and not json_out:
                 say(f"epoch {epoch}/{epochs}: {status}")
 
-        model, metrics = tr.train(model_config, cfg, device=device.value, data_dir=data_dir, on_epoch=on_epoch)
+        model, metrics = tr.train(model_config, cfg, device=dev, data_dir=data_dir, on_epoch=on_epoch)
     tr.save_checkpoint(out, model, cfg, metrics)
     result = {k: metrics[k] for k in ("test_accuracy", "seconds", "epochs", "device")} | {"checkpoint": str(out)}
     if json_out:
@@ -123,8 +119,8 @@ def train(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `edgemnist train`.")] = Path("exported/mlp.pt"),
-    out: Annotated[Path, typer.Option(help="fp32 ONNX path; int8 goes to <stem>.int8.onnx beside it.")] = Path("exported/mlp.onnx"),
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `edgemnist train`.")] = DEFAULT_CHECKPOINT,
+    out: Annotated[Path, typer.Option(help="fp32 ONNX path; int8 goes to <stem>.int8.onnx beside it.")] = DEFAULT_ONNX,
     quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="Also write the int8 model.")] = True,
     method: Annotated[Method, typer.Option(help="int8 quantization method.")] = Method(QuantSettings.method),
     calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = QuantSettings.calibration_size,
@@ -141,7 +137,7 @@ def export(
     json_out: Json = False,
 ):
     """Export a checkpoint to ONNX (+int8) and run the parity gate on all 10,000 test images."""
-    from edgemnist.export import export_checkpoint
+    from edgemnist.training.export import export_checkpoint
 
     settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value,
                              per_channel=per_channel, weight_bits=weight_bits)
@@ -195,7 +191,7 @@ def print_parity(r: dict) -> None:
 def infer(
     images: Annotated[list[Path], typer.Argument(help="Image files (any format Pillow reads).", show_default=False)],
     model: Annotated[Optional[Path], typer.Option(help="ONNX model (default: exported/mlp.int8.onnx, exported/mlp.onnx, else the packaged one).")] = None,
-    provider: ProviderOpt = Provider.auto,
+    provider: ProviderOpt = Provider("auto"),
     threads: Threads = None,
     top_k: Annotated[int, typer.Option(help="How many top classes to show.", min=1, max=10)] = 3,
     save_preprocessed: Annotated[Optional[Path], typer.Option(help="Write the 28x28 image the model saw into this directory.")] = None,
@@ -222,7 +218,7 @@ def infer(
 @app.command("eval")
 def eval_cmd(
     model: Annotated[Path, typer.Argument(help="An .onnx model (onnxruntime) or a .pt checkpoint (torch).")],
-    provider: ProviderOpt = Provider.auto,
+    provider: ProviderOpt = Provider("auto"),
     threads: Threads = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a confusion-matrix picture (PNG/SVG/PDF).")] = None,
     data_dir: DataDir = None,
@@ -248,7 +244,7 @@ def eval_cmd(
 @app.command()
 def verify(
     model: Annotated[Path, typer.Argument(help="The .onnx model to verify on this device.")],
-    provider: ProviderOpt = Provider.auto,
+    provider: ProviderOpt = Provider("auto"),
     threads: Threads = None,
     max_drop: Annotated[float, typer.Option(help="Accuracy drop allowed vs the accuracy recorded at export, percentage points.")] = Thresholds.verify_max_drop_pp,
     min_reference_agreement: MinReferenceAgreement = Thresholds.reference_min_agreement,
@@ -277,7 +273,7 @@ def bench(
     checkpoint: Annotated[Optional[Path], typer.Option(help="Checkpoint for the PyTorch eager baseline (default exported/mlp.pt, if torch is installed).")] = None,
     batch_sizes: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,64,1024",
     threads: Threads = None,
-    provider: ProviderOpt = Provider.cpu,
+    provider: ProviderOpt = Provider("cpu"),
     duration: Annotated[float, typer.Option(help="Timed seconds per backend and batch size.")] = 2.0,
     no_torch: Annotated[bool, typer.Option("--no-torch", help="Skip the PyTorch baseline.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Bar chart of images/s per backend and batch size.")] = None,
@@ -299,19 +295,40 @@ def bench(
         b.print_report(report)
 
 
-def main() -> None:
+# Exit codes (README): the work ran but failed / usage or environment / a bug in edgemnist / Ctrl-C
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+# click's base of usage errors, whether typer vendors click (>= 0.2x) or depends on it
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _show_usage_error(e: Exception) -> None:
     try:
-        app()
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(e)
+    except ImportError:  # a typer without rich formatting
+        e.show()
+
+
+def main() -> None:
+    """Run the app with edgemnist's exit codes, the same whatever typer version is installed."""
+    try:
+        code = app(standalone_mode=False)
     except UserError as e:
         if _state["debug"]:
             raise
         say(f"error: {e}")
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        say("interrupted")
-        sys.exit(130)
-    except Exception as e:  # an unexpected failure: one line, the traceback only with --debug
+        code = e.exit_code
+    except _ClickException as e:  # a bad option or argument: typer's own message
+        _show_usage_error(e)
+        code = EXIT_USAGE if e.exit_code == 2 else e.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        code = EXIT_INTERRUPTED
+    except Exception as e:  # a bug: one line, the traceback only with --debug
         if _state["debug"]:
             raise
-        say(f"error: unexpected {type(e).__name__}: {first_line(e)} (run with --debug for the traceback)")
-        sys.exit(1)
+        say(f"error: internal error, {type(e).__name__}: {first_line(e)} (a bug in edgemnist; --debug shows the traceback)")
+        code = EXIT_INTERNAL
+    if code == EXIT_INTERRUPTED:
+        say("interrupted")
+    sys.exit(code if isinstance(code, int) else 0)

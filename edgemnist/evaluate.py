@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgemnist import UserError, atomic, data, runtime
+from edgemnist.contract import images_to_pixels
 
 
 def evaluate(
@@ -26,13 +27,13 @@ def evaluate(
         raise UserError(f"model {path} not found")
     start = time.perf_counter()
     mnist = data.load(data_dir, quiet=quiet)
-    pixels = runtime.images_to_pixels(mnist.test_images)
+    pixels = images_to_pixels(mnist.test_images)
     if path.suffix == ".pt":
         if provider == "cuda":
             raise UserError("--provider applies to .onnx models; a .pt checkpoint is evaluated by torch on CPU")
         try:
-            from edgemnist.parity import torch_logits
-            from edgemnist.train import load_checkpoint
+            from edgemnist.training.parity import torch_logits
+            from edgemnist.training.train import load_checkpoint
         except ImportError:
             raise UserError("evaluating a .pt checkpoint needs torch: pip install 'edgemnist[train]'") from None
         model, _ = load_checkpoint(path)

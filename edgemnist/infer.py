@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgemnist import atomic, runtime
+from edgemnist import atomic, contract, runtime
 from edgemnist.preprocess import PreprocessError, preprocess
+from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX
 
 
 def default_model_path() -> Path:
     """exported/mlp.int8.onnx, else exported/mlp.onnx (working directory), else the packaged int8 model."""
-    for candidate in (Path("exported/mlp.int8.onnx"), Path("exported/mlp.onnx")):
+    for candidate in (DEFAULT_INT8, DEFAULT_ONNX):
         if candidate.is_file():
             return candidate
     return Path(str(resources.files("edgemnist.pretrained") / "mlp.int8.onnx"))
@@ -25,8 +26,7 @@ def classify(
 ) -> list[dict]:
     """One result per path, in order: {"path", "label", "confidence", "probabilities", "top_k"}
     or {"path", "error"}. Every image is tried; one that fails does not stop the others."""
-    contract = model.metadata_json("edgemnist.input", {})
-    polarity = contract.get("polarity", "light-on-dark")
+    polarity = model.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
     results: list[dict | None] = [None] * len(paths)
     pixels, where = [], []
     for i, path in enumerate(paths):

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
+from edgemnist import contract
+
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
 WORK_SIDE = 512  # larger images are reduced to about this before the pixel work
-BOX, FRAME = 20, 28  # MNIST: digit fitted in 20x20, centred by mass in 28x28
+BOX, FRAME = 20, contract.IMAGE_SIZE  # MNIST: digit fitted in 20x20, centred by mass in 28x28
 MNIST_STROKE = 2.2  # typical MNIST stroke width in pixels of the 28x28 frame
 
 
@@ -166,7 +168,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     return out
 
 
-def preprocess(path: str | Path, polarity: str = "light-on-dark") -> np.ndarray:
+def preprocess(path: str | Path, polarity: str = contract.POLARITY) -> np.ndarray:
     """Image file -> float32 [28, 28] in [0, 1] in the polarity the model's metadata asks for."""
     x = to_mnist(load_gray(path))
     return 1.0 - x if polarity == "dark-on-light" else x

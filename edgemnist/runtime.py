@@ -13,18 +13,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgemnist import UserError, first_line
+from edgemnist import UserError, contract, first_line
 from edgemnist.progress import say
+from edgemnist.settings import PROVIDERS
 
-INPUT_NAME, OUTPUT_NAME = "pixels", "logits"  # the ONNX contract: float32 [N, 1, 28, 28] in [0, 1] -> [N, 10]
-PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
 def resolve_providers(requested: str, available: list[str]) -> list[str]:
     """The provider list to ask onnxruntime for. Pure: testable without a GPU."""
-    if requested not in PROVIDER_CHOICES:
-        raise UserError(f"--provider must be one of {', '.join(PROVIDER_CHOICES)}, got {requested!r}")
+    if requested not in PROVIDERS:
+        raise UserError(f"--provider must be one of {', '.join(PROVIDERS)}, got {requested!r}")
     if requested == "cpu":
         return [CPU]
     if CUDA in available:
@@ -75,7 +74,7 @@ class Model:
             self.session.run(None, {name: np.ascontiguousarray(pixels[i : i + batch_size], dtype=np.float32)})[0]
             for i in range(0, len(pixels), batch_size)
         ]
-        return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, contract.NUM_CLASSES), np.float32)
 
     def metadata_json(self, key: str, default=None):
         value = self.metadata.get(key)
@@ -123,9 +122,9 @@ def check_contract(session: ort.InferenceSession, path: Path) -> None:
     if len(inputs) != 1 or len(outputs) < 1:
         raise UserError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
     inp, out = inputs[0], outputs[0]
-    if inp.type != "tensor(float)" or len(inp.shape) != 4 or list(inp.shape[1:]) != [1, 28, 28]:
+    if inp.type != "tensor(float)" or len(inp.shape) != 4 or list(inp.shape[1:]) != contract.INPUT["shape"][1:]:
         raise UserError(f"{path}: input {inp.name} is {inp.type} {inp.shape}, expected float32 [N, 1, 28, 28]")
-    if len(out.shape) != 2 or out.shape[1] != 10:
+    if len(out.shape) != 2 or out.shape[1] != contract.NUM_CLASSES:
         raise UserError(f"{path}: output {out.name} has shape {out.shape}, expected [N, 10]")
 
 
@@ -148,7 +147,3 @@ def classification_report(predictions: np.ndarray, labels: np.ndarray) -> dict:
         "confusion": confusion.tolist(),
     }
 
-
-def images_to_pixels(images: np.ndarray) -> np.ndarray:
-    """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1]."""
-    return (images.astype(np.float32) / 255.0)[:, None]

@@ -1,18 +1,80 @@
-"""The settings of each stage as plain dataclasses: the one definition of every default.
+"""Every default and every choice list, defined once: the settings of each stage as plain
+dataclasses, the model's architecture (MLPConfig, which travels in the checkpoint), default paths.
 
-Dependency-free (no torch, no onnxruntime) so the CLI can take its option defaults from here without
-importing the training side, and the two can never drift apart.
+Dependency-free (no numpy, no torch, no onnxruntime) so the CLI can take its option defaults from here
+without importing either side, and the two can never drift apart.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from edgemnist import UserError
 
+PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution provider, or torch device for `train`
+QUANT_METHODS = ("static", "dynamic")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 WEIGHT_BITS = (7, 8)
+
+# Where the commands read and write by default (relative to the working directory)
+DEFAULT_CHECKPOINT = Path("exported/mlp.pt")
+DEFAULT_ONNX = Path("exported/mlp.onnx")
+DEFAULT_INT8 = Path("exported/mlp.int8.onnx")  # <stem>.int8.onnx of DEFAULT_ONNX
+
+# The ONNX contract's image size and classes (edgemnist.contract has the rest; it needs numpy)
+IMAGE_SIZE, NUM_CLASSES = 28, 10
+MEAN, STD = 0.1307, 0.3081  # pixel statistics of the MNIST training set, in [0, 1] units
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden: tuple[int, ...] = (512, 256, 128, 64)
+    input_size: int = IMAGE_SIZE * IMAGE_SIZE
+    num_classes: int = NUM_CLASSES
+    batchnorm: bool = True  # folded into the linear layers on export: the ONNX graph stays plain Gemm+Relu
+    dropout: float = 0.0
+    mean: float = MEAN
+    std: float = STD
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if not self.hidden or any(h <= 0 for h in self.hidden):
+            raise UserError(f"hidden layer sizes must be positive integers, got {list(self.hidden)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MLPConfig":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if not (k == "extra" and not v)}  # an unused field of checkpoints before 0.2
+        unknown = set(d) - known
+        if unknown:
+            raise UserError(f"checkpoint config has unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds per image."""
+        sizes = (self.input_size, *self.hidden, self.num_classes)
+        return sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'512,256,128,64' -> (512, 256, 128, 64); a clear UserError otherwise."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(f"--hidden wants comma-separated positive integers, got {text!r}") from None
+    if not sizes or any(s <= 0 for s in sizes):
+        raise UserError(f"--hidden wants comma-separated positive integers, got {text!r}")
+    return sizes
 
 
 @dataclass(frozen=True)
@@ -51,8 +113,8 @@ class QuantSettings:
     def __post_init__(self):
         if self.weight_bits not in WEIGHT_BITS:
             raise UserError(f"--weight-bits must be 7 (portable) or 8 (VNNI/AMX/ARM64 only), got {self.weight_bits}")
-        if self.method not in ("static", "dynamic"):
-            raise UserError(f"--method must be static or dynamic, got {self.method!r}")
+        if self.method not in QUANT_METHODS:
+            raise UserError(f"--method must be one of {', '.join(QUANT_METHODS)}, got {self.method!r}")
         if self.calibration_method not in CALIBRATION_METHODS:
             raise UserError(f"--calibration-method must be one of {', '.join(CALIBRATION_METHODS)}")
         if self.method == "static" and not 1 <= self.calibration_size <= 60000:

@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from edgemnist import data, runtime
+from edgemnist.contract import images_to_pixels
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import Thresholds
 
@@ -81,7 +82,7 @@ def verify(
     path = Path(model_path)
     model = runtime.open_model(path, provider, threads, quiet=quiet)  # usage errors before any download
     mnist = data.load(data_dir, quiet=quiet)
-    pixels, labels = runtime.images_to_pixels(mnist.test_images), mnist.test_labels.astype(np.int64)
+    pixels, labels = images_to_pixels(mnist.test_images), mnist.test_labels.astype(np.int64)
     logits = model.logits(pixels, batch_size=len(pixels))
     accuracy = float((logits.argmax(1) == labels).mean())
     precision, recorded_accuracy, recorded_on = recorded(model)

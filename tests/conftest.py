@@ -3,6 +3,8 @@ exported to fp32 + int8 once per session."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -21,6 +23,27 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`edgemnist ARGS` in this process, through the same `main()` (exit codes, one-line errors):
+    for tests of messages, where a fresh process would only add start-up time."""
+    from edgemnist.cli import main
+
+    out, err, argv, here = io.StringIO(), io.StringIO(), sys.argv, os.getcwd()
+    try:
+        sys.argv = ["edgemnist", *args]
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as e:
+                code = e.code or 0
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="session")
 def mnist():
     from edgemnist import data
@@ -31,8 +54,8 @@ def mnist():
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, mnist):
     """The default recipe (`edgemnist train` defaults) on the real data: (checkpoint path, metrics)."""
-    from edgemnist import train
-    from edgemnist.model import MLPConfig
+    from edgemnist.training import train
+    from edgemnist.settings import MLPConfig
     from edgemnist.settings import TrainConfig
 
     cfg = TrainConfig()
@@ -45,7 +68,7 @@ def trained(tmp_path_factory, mnist):
 @pytest.fixture(scope="session")
 def exported(trained):
     """That checkpoint through `export --quantize` (static int8): the parity report."""
-    from edgemnist.export import export_checkpoint
+    from edgemnist.training.export import export_checkpoint
 
     checkpoint, _ = trained
     return export_checkpoint(checkpoint, checkpoint.parent / "mlp.onnx", quantize=True)
@@ -55,7 +78,7 @@ def exported(trained):
 def full_range(trained, tmp_path_factory):
     """The same checkpoint quantized the pre-portable way (8-bit weights, --weight-bits 8): its u8s8
     pair sums saturate on x86 without VNNI. The parity report (files are written even if it fails)."""
-    from edgemnist.export import export_checkpoint
+    from edgemnist.training.export import export_checkpoint
     from edgemnist.settings import QuantSettings
 
     out = tmp_path_factory.mktemp("full_range") / "full.onnx"

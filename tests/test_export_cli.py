@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import cli, run_cli
 
 
 def test_export_cli_json_and_a_failing_gate_exits_1_naming_the_check(trained, tmp_path):
@@ -30,19 +30,19 @@ def _assert_clean_failure(proc, tmp_path, message):
 
 
 def test_missing_checkpoint(tmp_path):
-    _assert_clean_failure(run_cli("export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")), tmp_path, "not found")
+    _assert_clean_failure(cli("export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m.onnx")), tmp_path, "not found")
 
 
 def test_truncated_checkpoint(trained, tmp_path):
     bad = tmp_path / "trunc.pt"
     bad.write_bytes(trained[0].read_bytes()[:5000])
-    _assert_clean_failure(run_cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "not a readable edgemnist checkpoint")
+    _assert_clean_failure(cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "not a readable edgemnist checkpoint")
 
 
 def test_not_a_checkpoint(tmp_path):
     bad = tmp_path / "notes.pt"
     bad.write_text("hello")
-    _assert_clean_failure(run_cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "not a readable edgemnist checkpoint")
+    _assert_clean_failure(cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "not a readable edgemnist checkpoint")
 
 
 def test_config_that_does_not_match_the_weights(trained, tmp_path):
@@ -50,13 +50,13 @@ def test_config_that_does_not_match_the_weights(trained, tmp_path):
     ckpt["config"]["hidden"] = [512, 256, 128, 32]
     bad = tmp_path / "mismatch.pt"
     torch.save(ckpt, bad)
-    _assert_clean_failure(run_cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "config does not match the weights")
+    _assert_clean_failure(cli("export", str(bad), "--out", str(tmp_path / "m.onnx")), tmp_path, "config does not match the weights")
 
 
 @pytest.mark.parametrize("opset", ["7", "99"])
 def test_opset_the_exporter_cannot_produce(trained, tmp_path, opset):
-    _assert_clean_failure(run_cli("export", str(trained[0]), "--opset", opset, "--out", str(tmp_path / "m.onnx")), tmp_path, f"--opset {opset}")
+    _assert_clean_failure(cli("export", str(trained[0]), "--opset", opset, "--out", str(tmp_path / "m.onnx")), tmp_path, f"--opset {opset}")
 
 
 def test_unwritable_out(trained, tmp_path):
-    _assert_clean_failure(run_cli("export", str(trained[0]), "--out", "/proc/edgemnist/m.onnx"), tmp_path, "cannot create directory")
+    _assert_clean_failure(cli("export", str(trained[0]), "--out", "/proc/edgemnist/m.onnx"), tmp_path, "cannot create directory")

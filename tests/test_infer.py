@@ -15,6 +15,7 @@ from PIL import Image
 import realworld
 from conftest import ROOT, run_cli
 from edgemnist import runtime
+from edgemnist.contract import images_to_pixels
 from edgemnist.infer import classify
 from edgemnist.preprocess import PreprocessError, preprocess
 
@@ -31,7 +32,7 @@ def test_real_world_renderings_keep_accuracy(mnist, model, tmp_path):
     results = classify(model, paths)
     assert not [r for r in results if "error" in r]
     acc = float(np.mean([r["label"] == y for r, y in zip(results, labels)]))
-    clean = float((model.logits(runtime.images_to_pixels(mnist.test_images[idx])).argmax(1) == labels).mean())
+    clean = float((model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1) == labels).mean())
     assert acc >= 0.97, acc
     assert acc >= clean - 0.02, (acc, clean)
 

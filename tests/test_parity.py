@@ -14,11 +14,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edgemnist import parity
-from edgemnist import quantize as q
+from edgemnist.training import parity
+from edgemnist.training import quantize as q
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import QuantSettings, Thresholds
-from edgemnist.train import load_checkpoint
+from edgemnist.training.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
@@ -42,7 +42,7 @@ def test_fp32_agrees_with_pytorch_on_every_test_image(case):
     r, _ = case
     assert r["n"] == 10000
     assert r["fp32"]["agreement"] == 1.0 and r["fp32"]["disagreements"] == 0
-    assert r["fp32"]["max_abs_dlogit"] <= 1e-4
+    assert r["fp32"]["max_abs_dlogit"] <= Thresholds().fp32_max_abs_dlogit
     assert r["fp32"]["accuracy"] == r["torch"]["accuracy"]
 
 
@@ -64,8 +64,8 @@ def test_int8_fused_kernels_equal_the_reference_semantics_on_this_cpu(case):
 
 def test_batch_axis_is_dynamic_batch1_equals_batch10000(case):
     r, _ = case
-    assert r["fp32"]["batch1_max_diff"] <= 1e-5
-    assert r["int8"]["batch1_max_diff"] <= 1e-5
+    assert r["fp32"]["batch1_max_diff"] <= Thresholds().batch_max_diff
+    assert r["int8"]["batch1_max_diff"] <= Thresholds().batch_max_diff
     assert r["passed"] and r["failures"] == []
 
 
@@ -85,7 +85,7 @@ def test_files_are_self_contained_checked_and_carry_metadata(case):
         keys = [p.key for p in proto.metadata_props]
         assert len(keys) == len(set(keys)), "duplicate metadata keys"
         meta = {p.key: p.value for p in proto.metadata_props}
-        assert json.loads(meta["edgemnist.input"]) == {
+        assert json.loads(meta["edgemnist.input"]) == {  # the contract, written out: a change here is on purpose
             "name": "pixels", "layout": "NCHW", "shape": ["N", 1, 28, 28], "dtype": "float32",
             "range": [0.0, 1.0], "polarity": "light-on-dark",
         }
@@ -137,6 +137,51 @@ def test_manifest_accuracies_match_a_fresh_measurement(reference_report):
     assert ref["agreement"] >= Thresholds().reference_min_agreement
 
 
+def _rows(**changes):
+    """Made-up parity rows that pass every default threshold; `changes` = {"fp32.key": value, ...}."""
+    fp32 = {"agreement": 1.0, "max_abs_dlogit": 1e-6, "batch1_max_diff": 0.0}
+    int8 = {"accuracy": 0.9925, "agreement": 0.999, "batch1_max_diff": 0.0, "reference": {"agreement": 1.0, "max_abs_dlogit": 0.03}}
+    for key, value in changes.items():
+        *path, last = key.split(".")
+        target = {"fp32": fp32, "int8": int8}[path[0]]
+        for part in path[1:]:
+            target = target[part]
+        target[last] = value
+    return fp32, int8
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({}, None),
+        ({"fp32.agreement": 0.9999}, "fp32 top-1 agreement"),
+        ({"fp32.max_abs_dlogit": 2e-4}, "fp32 max |Δlogit|"),
+        ({"fp32.batch1_max_diff": 1e-4}, "fp32 batch-1 vs batch-N"),
+        ({"int8.accuracy": 0.9890}, "int8 accuracy drop 0.38 pp > 0.3 pp"),
+        ({"int8.agreement": 0.99}, "int8 top-1 agreement 99.00% < 99.50%"),
+        ({"int8.batch1_max_diff": 1e-3}, "int8 batch-1 vs batch-N"),
+        ({"int8.reference.agreement": 0.998}, "int8 fused kernels vs reference semantics: top-1 agreement 99.80% < 99.90%"),
+        ({"int8.reference.max_abs_dlogit": 2.83}, "int8 fused kernels vs reference semantics: max |Δlogit| 2.83 > 0.1"),
+    ],
+)
+def test_gate_names_each_failed_check(change, message):
+    fp32, int8 = _rows(**change)
+    failures = parity.gate(0.9928, fp32, int8, Thresholds())
+    assert failures == ([] if message is None else [next(f for f in failures if message in f)]), failures
+
+
+def test_gate_edges_and_options():
+    t = Thresholds()
+    fp32, int8 = _rows(**{"fp32.max_abs_dlogit": t.fp32_max_abs_dlogit, "int8.reference.max_abs_dlogit": t.reference_max_abs_dlogit,
+                          "int8.reference.agreement": t.reference_min_agreement, "int8.agreement": t.int8_min_agreement})
+    assert parity.gate(0.9928, fp32, int8, t) == []  # a value at its limit passes
+    fp32, int8 = _rows(**{"int8.batch1_max_diff": 0.5})
+    assert parity.gate(0.9928, fp32, int8, t, int8_dynamic=True) == []  # dynamic scales differ by batch, by design
+    assert parity.gate(0.9928, fp32, None, t) == []  # no int8 model: no int8 checks
+    fp32, int8 = _rows(**{"int8.reference.max_abs_dlogit": 0.5})
+    assert parity.gate(0.9928, fp32, int8, Thresholds(reference_max_abs_dlogit=1.0)) == []
+
+
 def test_saturation_check_by_hand():
     """u8 activations up to 255 times the two largest same-sign weights of one output channel."""
     w = np.array([[64, 64, -3], [-64, -64, 1]], np.int8)  # Gemm transB layout: [out, K]
@@ -168,7 +213,7 @@ def test_gate_on_this_cpu_decides_the_full_range_model_by_its_kernels(full_range
 
 @pytest.mark.parametrize("method, per_channel", [("dynamic", True), ("static", False)])
 def test_other_quantization_settings_pass_the_gate(trained, tmp_path, method, per_channel):
-    from edgemnist.export import export_checkpoint
+    from edgemnist.training.export import export_checkpoint
 
     settings = QuantSettings(method=method, per_channel=per_channel)
     r = export_checkpoint(trained[0], tmp_path / "q.onnx", settings=settings)

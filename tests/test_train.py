@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from edgemnist import UserError
-from edgemnist.model import MLP, MLPConfig, fold
-from edgemnist.settings import TrainConfig
-from edgemnist.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, train
+from edgemnist.training.model import MLP, fold
+from edgemnist.settings import MLPConfig, TrainConfig
+from edgemnist.training.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, train
 
-from conftest import run_cli
+from conftest import cli, run_cli
 
 
 def test_default_recipe_reaches_99_percent_on_the_real_test_set(trained):
@@ -28,9 +28,9 @@ def test_checkpoint_carries_config_normalization_metrics_and_loads_weights_only(
     ckpt = torch.load(path, weights_only=True)
     assert ckpt["format"] == CHECKPOINT_FORMAT
     assert ckpt["config"]["hidden"] == [512, 256, 128, 64]
-    assert ckpt["normalization"] == {"mean": 0.1307, "std": 0.3081}
+    assert (ckpt["config"]["mean"], ckpt["config"]["std"]) == (0.1307, 0.3081)
     assert ckpt["metrics"]["test_accuracy"] == metrics["test_accuracy"]
-    assert ckpt["seed"] == 0 and set(ckpt["versions"]) == {"torch", "edgemnist"}
+    assert ckpt["train_config"]["seed"] == 0 and set(ckpt["versions"]) == {"torch", "edgemnist"}
     model, _ = load_checkpoint(path)
     assert model.config == MLPConfig()
 
@@ -53,18 +53,19 @@ def test_same_seed_same_weights():
 
 
 class _Evil:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
     def __reduce__(self):
-        return (os.system, ("touch /tmp/edgemnist-pwned",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_crafted_checkpoint_never_runs_code(tmp_path):
-    path = tmp_path / "evil.pt"
-    torch.save({"format": CHECKPOINT_FORMAT, "payload": _Evil()}, path)
-    if os.path.exists("/tmp/edgemnist-pwned"):
-        os.remove("/tmp/edgemnist-pwned")
+    path, marker = tmp_path / "evil.pt", tmp_path / "pwned"
+    torch.save({"format": CHECKPOINT_FORMAT, "payload": _Evil(marker)}, path)
     with pytest.raises(UserError, match="not a readable edgemnist checkpoint"):
         load_checkpoint(path)
-    assert not os.path.exists("/tmp/edgemnist-pwned")
+    assert not marker.exists()
 
 
 def test_train_cli_one_epoch_json(tmp_path):
@@ -88,7 +89,7 @@ def test_train_cli_one_epoch_json(tmp_path):
     ],
 )
 def test_train_bad_input_is_one_line_and_nonzero(tmp_path, args, message):
-    proc = run_cli("train", *args, cwd=tmp_path)
+    proc = cli("train", *args, cwd=tmp_path)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli, run_cli
 from edgemnist.cpu import cpu_info, int8_kernels
 from edgemnist.settings import Thresholds
 
@@ -34,7 +34,7 @@ def test_reference_models_pass_on_this_cpu(name):
 
 
 def test_human_verdict_names_cpu_provider_and_figures():
-    proc = run_cli("verify", str(EXPORTED / "mlp.int8.onnx"))
+    proc = cli("verify", str(EXPORTED / "mlp.int8.onnx"))
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr
     assert cpu_info()["model"] in err and f"int8 kernels: {cpu_info()['int8_kernels']}" in err
@@ -59,7 +59,7 @@ def test_model_without_edgemnist_metadata_is_still_verified_on_reference(tmp_pat
     del proto.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(proto, bare)
-    proc = run_cli("verify", str(bare), "--provider", "cpu", "--json")
+    proc = cli("verify", str(bare), "--provider", "cpu", "--json")
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["precision"] is None and r["recorded_accuracy"] is None and r["accuracy"] > 0.99
@@ -89,7 +89,7 @@ def _contract_breaking(path):
 def test_bad_input_is_one_line_exit_2(tmp_path, make, extra, message):
     if "cuda" in extra and "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
         pytest.skip("CUDA is available here")
-    proc = run_cli("verify", str(make(tmp_path)), *extra)
+    proc = cli("verify", str(make(tmp_path)), *extra)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -16,22 +16,13 @@ from pathlib import Path
 import onnx
 import torch
 
-from edgemnist import UserError, __version__, atomic, data, first_line, parity
-from edgemnist import quantize as q
-from edgemnist.model import MLP, fold
-from edgemnist.runtime import INPUT_NAME, OUTPUT_NAME
+from edgemnist import UserError, __version__, atomic, contract, data, first_line
+from edgemnist.training import parity
+from edgemnist.training import quantize as q
+from edgemnist.training.model import MLP, fold
 from edgemnist.settings import QuantSettings, Thresholds
-from edgemnist.train import load_checkpoint
+from edgemnist.training.train import load_checkpoint
 
-INPUT_CONTRACT = {
-    "name": INPUT_NAME,
-    "layout": "NCHW",
-    "shape": ["N", 1, 28, 28],
-    "dtype": "float32",
-    "range": [0.0, 1.0],
-    "polarity": "light-on-dark",
-}
-LABELS = [str(d) for d in range(10)]
 MIN_OPSET = 18  # the torch.export-based exporter's floor
 
 
@@ -41,9 +32,9 @@ def base_metadata(model: MLP, source_sha256: str) -> dict[str, str]:
         "edgemnist.producer": "edgemnist",
         "edgemnist.version": __version__,
         "edgemnist.format": "edgemnist-onnx/1",
-        "edgemnist.input": json.dumps(INPUT_CONTRACT),
-        "edgemnist.output": json.dumps({"name": OUTPUT_NAME, "shape": ["N", 10], "kind": "logits"}),
-        "edgemnist.labels": json.dumps(LABELS),
+        "edgemnist.input": json.dumps(contract.INPUT),
+        "edgemnist.output": json.dumps(contract.OUTPUT),
+        "edgemnist.labels": json.dumps(contract.LABELS),
         "edgemnist.normalization": json.dumps({"mean": c.mean, "std": c.std, "in_graph": True}),
         "edgemnist.architecture": json.dumps({"hidden": list(c.hidden), "macs_per_image": c.macs}),
         "edgemnist.source_sha256": source_sha256,
@@ -55,6 +46,23 @@ def verified_on(report: dict) -> dict:
     cpu = report["cpu"]
     return {"onnxruntime": report["onnxruntime"], "cpu": cpu["model"], "arch": cpu["arch"],
             "int8_kernels": cpu["int8_kernels"], "provider": report["fp32"]["providers"][0]}
+
+
+def measured_metadata(report: dict, settings: QuantSettings) -> dict[str, str]:
+    """What the parity run measured, for the models' metadata: accuracies, where they were measured
+    (int8 results depend on the CPU's kernels), the quantization settings and saturation check."""
+    meta = {
+        "edgemnist.accuracy.torch": f"{report['torch']['accuracy']:.6f}",
+        "edgemnist.accuracy.fp32": f"{report['fp32']['accuracy']:.6f}",
+        "edgemnist.verified_on": json.dumps(verified_on(report)),
+    }
+    if report["int8"] is not None:
+        sat = report["int8"]["saturation"]
+        meta["edgemnist.accuracy.int8"] = f"{report['int8']['accuracy']:.6f}"
+        meta["edgemnist.accuracy.int8_reference"] = f"{report['int8']['reference']['accuracy']:.6f}"
+        meta["edgemnist.quantization"] = json.dumps(
+            json.loads(settings.metadata()) | {"saturation_free": sat["saturation_free"], "worst_pair_sum": sat["worst_pair_sum"]})
+    return meta
 
 
 def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
@@ -73,19 +81,19 @@ def to_onnx(model: MLP, opset: int | None = None) -> onnx.ModelProto:
             f"--opset {opset}: the exporter writes opsets {MIN_OPSET}..{onnx.defs.onnx_opset_version()}"
         )
     folded = fold(model)
-    example = torch.rand(2, 1, 28, 28)
+    example = torch.rand(2, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             program = torch.onnx.export(
                 folded,
                 (example,),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
+                input_names=[contract.INPUT_NAME],
+                output_names=[contract.OUTPUT_NAME],
                 opset_version=opset,
                 dynamo=True,
                 external_data=False,
-                dynamic_shapes={"pixels": {0: torch.export.Dim("N")}},
+                dynamic_shapes={contract.INPUT_NAME: {0: torch.export.Dim("N")}},
                 optimize=True,
                 verbose=False,
             )
@@ -159,16 +167,7 @@ def export_checkpoint(
             model, mnist.test_images, mnist.test_labels, fp32_tmp, int8_tmp if int8 else None, thresholds,
             int8_dynamic=settings.method == "dynamic",
         )
-    meta["edgemnist.accuracy.torch"] = f"{report['torch']['accuracy']:.6f}"
-    meta["edgemnist.accuracy.fp32"] = f"{report['fp32']['accuracy']:.6f}"
-    # where the accuracies above were measured: int8 results depend on the CPU's kernels
-    meta["edgemnist.verified_on"] = json.dumps(verified_on(report))
-    if int8 is not None:
-        meta["edgemnist.accuracy.int8"] = f"{report['int8']['accuracy']:.6f}"
-        meta["edgemnist.accuracy.int8_reference"] = f"{report['int8']['reference']['accuracy']:.6f}"
-        sat = report["int8"]["saturation"]
-        meta["edgemnist.quantization"] = json.dumps(
-            json.loads(settings.metadata()) | {"saturation_free": sat["saturation_free"], "worst_pair_sum": sat["worst_pair_sum"]})
+    meta |= measured_metadata(report, settings)
     set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"} | {"edgemnist.precision": "fp32"})
     save(fp32, out)
     report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}

@@ -1,4 +1,6 @@
-"""The model: MLPConfig (travels in the checkpoint) and the MLP module.  [train side]
+"""The MLP module and its folding for export.  [train side]
+
+Its architecture is `settings.MLPConfig` (torch-free: it travels in the checkpoint).
 
 The module takes pixels as the ONNX contract does: float32 [N, 1, 28, 28] in [0, 1], light digit on
 dark background; normalization is its first step, so the exported graph carries it too.
@@ -6,62 +8,10 @@ dark background; normalization is its first step, so the exported graph carries 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-
 import torch
 from torch import nn
 
-from edgemnist import UserError
-from edgemnist.data import MEAN, STD
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    hidden: tuple[int, ...] = (512, 256, 128, 64)
-    input_size: int = 28 * 28
-    num_classes: int = 10
-    batchnorm: bool = True  # folded into the linear layers on export: the ONNX graph stays plain Gemm+Relu
-    dropout: float = 0.0
-    mean: float = MEAN
-    std: float = STD
-    extra: dict = field(default_factory=dict, compare=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        if not self.hidden or any(h <= 0 for h in self.hidden):
-            raise UserError(f"hidden layer sizes must be positive integers, got {list(self.hidden)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "MLPConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UserError(f"checkpoint config has unknown fields {sorted(unknown)}")
-        return cls(**d)
-
-    @property
-    def macs(self) -> int:
-        """Multiply-adds per image."""
-        sizes = (self.input_size, *self.hidden, self.num_classes)
-        return sum(a * b for a, b in zip(sizes, sizes[1:]))
-
-
-def parse_hidden(text: str) -> tuple[int, ...]:
-    """'512,256,128,64' -> (512, 256, 128, 64); a clear UserError otherwise."""
-    try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UserError(f"--hidden wants comma-separated positive integers, got {text!r}") from None
-    if not sizes or any(s <= 0 for s in sizes):
-        raise UserError(f"--hidden wants comma-separated positive integers, got {text!r}")
-    return sizes
+from edgemnist.settings import MLPConfig
 
 
 class MLP(nn.Module):

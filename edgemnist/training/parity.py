@@ -12,17 +12,17 @@ import onnxruntime as ort
 import torch
 
 from edgemnist import runtime
+from edgemnist.contract import images_to_pixels
 from edgemnist.cpu import cpu_info
-from edgemnist.model import MLP
-from edgemnist.quantize import saturation_report
+from edgemnist.training.model import MLP
+from edgemnist.training.quantize import saturation_report
 from edgemnist.settings import Thresholds
-from edgemnist.train import predict
+from edgemnist.training.train import predict
 from edgemnist.verify import compare, reference_failures, reference_semantics
 
 
 def torch_logits(model: MLP, pixels: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        return predict(model, torch.from_numpy(pixels)).numpy()
+    return predict(model, torch.from_numpy(pixels)).numpy()
 
 
 def batch_invariance(model: runtime.Model, pixels: np.ndarray, whole: np.ndarray) -> float:
@@ -79,7 +79,7 @@ def run(
     provider: str = "cpu",
 ) -> dict:
     """The whole parity report for one checkpoint and its ONNX model(s)."""
-    pixels = runtime.images_to_pixels(images)
+    pixels = images_to_pixels(images)
     labels = labels.astype(np.int64)
     reference = torch_logits(model, pixels)
     torch_acc = float((reference.argmax(1) == labels).mean())

@@ -7,7 +7,6 @@ schedule, label smoothing, and light random affine augmentation done on whole ba
 
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import time
@@ -18,17 +17,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgemnist import UserError, __version__, atomic, data, first_line, runtime
-from edgemnist.model import MLP, MLPConfig
-from edgemnist.settings import TrainConfig
+from edgemnist import UserError, __version__, atomic, data, first_line
+from edgemnist.contract import images_to_pixels
+from edgemnist.training.model import MLP
+from edgemnist.settings import PROVIDERS, MLPConfig, TrainConfig
 
 CHECKPOINT_FORMAT = "edgemnist-checkpoint/1"
 
 
 def pick_device(device: str) -> torch.device:
     """'auto' -> CUDA when torch sees it, else CPU; 'cuda' without CUDA is a UserError (exit 2)."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise UserError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device not in PROVIDERS:
+        raise UserError(f"--device must be one of {', '.join(PROVIDERS)}, got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda: torch sees no CUDA device (use --device cpu or auto)")
     if device == "auto":
@@ -38,7 +38,7 @@ def pick_device(device: str) -> torch.device:
 
 def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1] (the model's input contract)."""
-    return torch.from_numpy(runtime.images_to_pixels(images)).to(device)
+    return torch.from_numpy(images_to_pixels(images)).to(device)
 
 
 def augment(x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -69,7 +69,7 @@ def train(
     model_config: MLPConfig,
     cfg: TrainConfig,
     *,
-    device: str = "auto",
+    device: str | torch.device = "auto",
     data_dir: str | None = None,
     on_epoch=None,
 ) -> tuple[MLP, dict]:
@@ -79,7 +79,7 @@ def train(
     Same seed and device -> same weights.
     """
     start = time.perf_counter()
-    dev = pick_device(device)
+    dev = device if isinstance(device, torch.device) else pick_device(device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     mnist = data.load(data_dir)
@@ -125,23 +125,20 @@ def train(
     return model, metrics
 
 
-def save_checkpoint(path: str | Path, model: MLP, cfg: TrainConfig, metrics: dict) -> str:
-    """Write the checkpoint atomically; returns its SHA-256."""
+def save_checkpoint(path: str | Path, model: MLP, cfg: TrainConfig, metrics: dict) -> None:
+    """Write the checkpoint atomically. The config carries the architecture and the normalization,
+    the train config the seed."""
     ckpt = {
         "format": CHECKPOINT_FORMAT,
         "config": model.config.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "normalization": {"mean": model.config.mean, "std": model.config.std},
         "train_config": asdict(cfg),
         "metrics": metrics,
-        "seed": cfg.seed,
         "versions": {"torch": str(torch.__version__), "edgemnist": __version__},
     }
     buf = io.BytesIO()
     torch.save(ckpt, buf)
-    blob = buf.getvalue()
-    atomic.write_bytes(path, blob)
-    return hashlib.sha256(blob).hexdigest()
+    atomic.write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> tuple[MLP, dict]:

@@ -29,14 +29,12 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgemnist.runtime import INPUT_NAME, images_to_pixels
-from edgemnist.settings import QuantSettings
+from edgemnist.contract import INPUT_NAME, images_to_pixels
+from edgemnist.settings import CALIBRATION_METHODS, QuantSettings
 
-CALIBRATORS = {
-    "minmax": CalibrationMethod.MinMax,
-    "entropy": CalibrationMethod.Entropy,
-    "percentile": CalibrationMethod.Percentile,
-}
+# settings.CALIBRATION_METHODS names onnxruntime's calibration methods in lower case
+CALIBRATORS = {m.name.lower(): m for m in CalibrationMethod if m.name.lower() in CALIBRATION_METHODS}
+assert set(CALIBRATORS) == set(CALIBRATION_METHODS), "a calibration method onnxruntime does not have"
 
 
 class _Batches(CalibrationDataReader):

@@ -1,0 +1,29 @@
+"""The ONNX contract every edgemnist model keeps, and the one pixel conversion.  [both sides; numpy only]
+
+Input `pixels`: float32 [N, 1, 28, 28], values in [0, 1], light digit on dark background (the
+normalization is inside the graph). Output `logits`: float32 [N, 10], one per digit 0-9.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgemnist.settings import IMAGE_SIZE, NUM_CLASSES
+
+INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
+POLARITY = "light-on-dark"
+LABELS = [str(d) for d in range(NUM_CLASSES)]
+INPUT = {
+    "name": INPUT_NAME,
+    "layout": "NCHW",
+    "shape": ["N", 1, IMAGE_SIZE, IMAGE_SIZE],
+    "dtype": "float32",
+    "range": [0.0, 1.0],
+    "polarity": POLARITY,
+}
+OUTPUT = {"name": OUTPUT_NAME, "shape": ["N", NUM_CLASSES], "kind": "logits"}
+
+
+def images_to_pixels(images: np.ndarray) -> np.ndarray:
+    """uint8 [N, 28, 28] -> float32 [N, 1, 28, 28] in [0, 1]."""
+    return (images.astype(np.float32) / 255.0)[:, None]
