@@ -19,7 +19,8 @@ def say(message: str) -> None:
 def console():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    # a pipe or a file gets tables as wide as they need, not 80 columns
+    return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 
 def bar(*, quiet: bool = False):
