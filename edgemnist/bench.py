@@ -306,6 +306,53 @@ def run(
     }
 
 
+def profile(models: list[Path], batch: int, *, provider: str = "cpu", threads: int | None = None, runs: int = 300) -> dict:
+    """onnxruntime's own per-node timings (its built-in profiler) for each model at one batch size:
+    per node, the median kernel time over `runs` calls and its share of the summed medians."""
+    import json
+    import tempfile
+
+    import onnxruntime as ort
+
+    result = {"cpu": cpu_info(), "batch_size": batch, "runs": runs, "models": {}}
+    x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
+    for path in models:
+        model = runtime.open_model(path, provider, threads, quiet=True)  # checks the file and the provider
+        with tempfile.TemporaryDirectory() as tmp:
+            opts = runtime.session_options(threads)
+            opts.enable_profiling, opts.profile_file_prefix = True, str(Path(tmp, "profile"))
+            session = ort.InferenceSession(str(path), opts, providers=model.session.get_providers())
+            for _ in range(runs):
+                session.run(None, {model.input_name: x})
+            events = json.loads(Path(session.end_profiling()).read_text())
+        nodes: dict[str, dict] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                node = nodes.setdefault(e["name"][: -len("_kernel_time")], {"op_type": e["args"].get("op_name", "?"), "us": []})
+                node["us"].append(e["dur"])
+        rows = [{"node": name, "op_type": n["op_type"], "calls": len(n["us"]), "median_us": float(np.median(n["us"]))}
+                for name, n in nodes.items()]
+        total = sum(r["median_us"] for r in rows) or 1.0
+        for r in rows:
+            r["share"] = r["median_us"] / total
+        result["models"][str(path)] = {"providers": session.get_providers(), "nodes": rows, "sum_median_us": total}
+    return result
+
+
+def print_profile(report: dict) -> None:
+    from rich.table import Table
+
+    say(f"CPU: {describe(report['cpu'])}; batch {report['batch_size']}, {report['runs']} runs per model")
+    for path, m in report["models"].items():
+        t = Table(title=f"{path} ({m['providers'][0]}): onnxruntime profiler, per node")
+        for col in ("node", "op", "calls", "median µs", "share"):
+            t.add_column(col, justify="right" if col in ("calls", "median µs", "share") else "left")
+        for r in m["nodes"]:
+            t.add_row(r["node"], r["op_type"], str(r["calls"]), f"{r['median_us']:.1f}", f"{r['share']:.0%}")
+        t.add_row("total", "", "", f"{m['sum_median_us']:.1f}", "100%")
+        console().print(t)
+
+
 def print_report(report: dict) -> None:
     from rich.table import Table
 

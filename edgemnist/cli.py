@@ -277,11 +277,19 @@ def bench(
     duration: Annotated[float, typer.Option(help="Timed seconds per backend and batch size.")] = 2.0,
     no_torch: Annotated[bool, typer.Option("--no-torch", help="Skip the PyTorch baseline.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Bar chart of images/s per backend and batch size.")] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="Instead: onnxruntime's per-node timings of each model at one batch size.")] = False,
     json_out: Json = False,
 ):
     """Latency percentiles and throughput of PyTorch eager vs ONNX fp32 vs ONNX int8, side by side."""
     from edgemnist import bench as b
 
+    if profile:
+        sizes = b.parse_batch_sizes(batch_sizes)
+        if len(sizes) != 1:
+            raise UserError(f"--profile takes one batch size, got --batch-sizes {batch_sizes}")
+        report = b.profile(b.parse_models(models), sizes[0], provider=provider.value, threads=threads)
+        emit(report) if json_out else b.print_profile(report)
+        return
     report = b.run(
         b.parse_models(models), b.parse_batch_sizes(batch_sizes), checkpoint=checkpoint, use_torch=not no_torch,
         threads=threads, provider=provider.value, duration=duration, quiet=json_out,

@@ -232,3 +232,16 @@ def test_version_and_debug_flags():
     assert proc.returncode == 0 and proc.stdout.strip() == __version__
     proc = run_cli("--debug", "eval", "missing.onnx")
     assert proc.returncode != 0 and "Traceback" in proc.stderr  # --debug shows what the one-liner hides
+
+
+def test_bench_profile_lists_every_node_of_each_model():
+    proc = cli("bench", "--profile", "--batch-sizes", "4", "--json", "--models", str(EXPORTED / "mlp.int8.onnx"))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    (m,) = r["models"].values()
+    ops = [n["op_type"] for n in m["nodes"]]
+    assert ops.count("QGemm") == 5 and "QuantizeLinear" in ops  # the fused int8 graph, as the profiler saw it
+    assert all(n["calls"] == r["runs"] for n in m["nodes"])
+    assert sum(n["share"] for n in m["nodes"]) == pytest.approx(1.0)
+    proc = cli("bench", "--profile", "--batch-sizes", "1,8")
+    assert proc.returncode == 2 and "--profile takes one batch size" in proc.stderr
