@@ -217,8 +217,10 @@ def test_unexpected_error_is_an_internal_error_exit_3(monkeypatch):
 
 
 def test_ctrl_c_exits_130_whatever_the_typer_version():
+    # a runner may start us with SIGINT ignored (background job), which a child would inherit: reset it
     proc = subprocess.Popen([sys.executable, "-m", "edgemnist", "bench", "--duration", "60", "--no-torch"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
