@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgemnist import data, runtime  # noqa: E402
-from edgemnist.contract import images_to_pixels  # noqa: E402
+from edgemnist.bench import bound_call  # noqa: E402
+from edgemnist.contract import NUM_CLASSES, images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.settings import QuantSettings  # noqa: E402
 from edgemnist.training.model import fold  # noqa: E402
@@ -142,17 +143,9 @@ def executorch_runner(path: Path, batch: int, threads: int):
 
 
 def ort_runner(path: Path, batch: int, threads: int):
-    session = runtime.open_model(path, "cpu", threads, quiet=True).session
+    model = runtime.open_model(path, "cpu", threads, quiet=True)
     x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
-    binding = session.io_binding()
-    binding.bind_cpu_input(session.get_inputs()[0].name, x)
-    out = np.empty((batch, session.get_outputs()[0].shape[1] if isinstance(session.get_outputs()[0].shape[1], int) else 10), np.float32)
-    binding.bind_output(session.get_outputs()[0].name, "cpu", 0, np.float32, out.shape, out.ctypes.data)
-
-    def logits(pixels: np.ndarray) -> np.ndarray:
-        return session.run(None, {session.get_inputs()[0].name: pixels})[0]
-
-    return (lambda keep=(x, out): session.run_with_iobinding(binding)), logits
+    return bound_call(model.session, model.input_name, x, NUM_CLASSES), model.logits
 
 
 RUNNERS = {"onnxruntime": ort_runner, "litert": litert_runner, "executorch": executorch_runner}

@@ -29,10 +29,11 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # 
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
 
 from edgemnist import data, runtime  # noqa: E402
-from edgemnist.contract import images_to_pixels  # noqa: E402
+from edgemnist.bench import bound_call  # noqa: E402
+from edgemnist.contract import NUM_CLASSES, images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.training.quantize import _Batches, calibration_sample, quantize, saturation_report  # noqa: E402
 from edgemnist.settings import QuantSettings  # noqa: E402
+from edgemnist.training.quantize import _Batches, calibration_sample, quantize, saturation_report  # noqa: E402
 from edgemnist.verify import compare, reference_semantics  # noqa: E402
 
 PROJECT = {
@@ -65,32 +66,21 @@ def build(fp32_path: Path, train_images: np.ndarray, tmp: Path) -> dict[str, Pat
     return paths
 
 
-def timed_calls(paths: dict[str, Path], batch: int) -> dict[str, object]:
-    x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
-    calls = {}
-    for name, path in paths.items():
-        session = runtime.open_model(path, "cpu", 1, quiet=True).session
-        binding = session.io_binding()
-        binding.bind_cpu_input("pixels", x)
-        out = np.empty((batch, 10), np.float32)
-        binding.bind_output("logits", "cpu", 0, np.float32, out.shape, out.ctypes.data)
-        calls[name] = (session, binding, out)
-    return calls
-
-
 def speed(paths: dict[str, Path], batch: int, seconds: float, rounds: int = 8) -> dict[str, float]:
-    """Median per-call µs of each model at this batch size, rounds interleaved."""
-    calls = timed_calls(paths, batch)
+    """Median per-call µs of each model at this batch size, rounds interleaved (bench's IOBinding call)."""
+    x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
+    models = {name: runtime.open_model(path, "cpu", 1, quiet=True) for name, path in paths.items()}
+    calls = {name: bound_call(m.session, m.input_name, x, NUM_CLASSES) for name, m in models.items()}
     samples: dict[str, list[int]] = {name: [] for name in calls}
-    for session, binding, _ in calls.values():
+    for call in calls.values():
         for _ in range(20):
-            session.run_with_iobinding(binding)
+            call()
     for _ in range(rounds):
-        for name, (session, binding, _) in calls.items():
+        for name, call in calls.items():
             end = time.perf_counter() + seconds / rounds
             while time.perf_counter() < end:
                 t0 = time.perf_counter_ns()
-                session.run_with_iobinding(binding)
+                call()
                 samples[name].append(time.perf_counter_ns() - t0)
     return {name: float(np.median(v)) / 1000 for name, v in samples.items()}
 
@@ -117,10 +107,11 @@ def main() -> None:
             fused = runtime.open_model(path, "cpu", quiet=True).logits(pixels, batch_size=len(pixels))
             ref = reference_semantics(path, fused, pixels, labels)
             sat = saturation_report(onnx.load(path))
-            rows.append({"format": name, "accuracy": compare(fp32_logits, fused, labels)["accuracy"],
+            vs_fp32 = compare(fp32_logits, fused, labels)
+            rows.append({"format": name, "accuracy": vs_fp32["accuracy"],
                          "reference_accuracy": ref["accuracy"], "fused_vs_reference_agreement": ref["agreement"],
                          "fused_vs_reference_max_abs_dlogit": ref["max_abs_dlogit"],
-                         "agreement_with_fp32": compare(fp32_logits, fused, labels)["agreement"],
+                         "agreement_with_fp32": vs_fp32["agreement"],
                          "int8_weight_tensors": sat["int8_weight_tensors"], "worst_pair_sum": sat["worst_pair_sum"], "saturation_free": sat["saturation_free"],
                          "size_bytes": path.stat().st_size})
         timed = {"fp32": args.fp32, **paths}

@@ -22,7 +22,7 @@ import numpy as np
 from edgemnist import UserError, atomic, contract, runtime
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.progress import bar, console, say
-from edgemnist.settings import DEFAULT_CHECKPOINT, DEFAULT_INT8, DEFAULT_ONNX
+from edgemnist.settings import DEFAULT_CHECKPOINT, DEFAULT_INT8, DEFAULT_ONNX, MLPConfig, macs
 
 ROUNDS = 10
 CEILING = "ceiling-matmul"
@@ -60,20 +60,15 @@ def parse_models(text: str | None) -> list[Path]:
     return paths
 
 
-def macs(shapes: tuple[int, ...]) -> int:
-    """Multiply-adds per image of a chain of fully connected layers."""
-    return sum(a * b for a, b in zip(shapes, shapes[1:]))
-
-
 def model_shapes(model: runtime.Model) -> tuple[int, ...] | None:
     """Layer widths from the model's edgemnist metadata (`edgemnist.architecture`)."""
     arch = model.metadata_json("edgemnist.architecture")
     if not arch or "hidden" not in arch:
         return None
-    return (contract.IMAGE_SIZE * contract.IMAGE_SIZE, *arch["hidden"], contract.NUM_CLASSES)
+    return MLPConfig(hidden=arch["hidden"]).shapes
 
 
-def _bound_call(session, input_name: str, x: np.ndarray, width: int) -> Callable[[], object]:
+def bound_call(session, input_name: str, x: np.ndarray, width: int) -> Callable[[], object]:
     """IOBinding with pre-bound input and output buffers: no per-call allocation or dict building
     (onnxruntime's public API; measured faster at batch 1 than session.run)."""
     binding = session.io_binding()
@@ -93,7 +88,7 @@ def ort_backend(path: Path, provider: str, taken: set[str]) -> Backend:
     def make(batch: int, threads: int):
         m = open_with(threads)
         x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
-        return _bound_call(m.session, m.input_name, x, contract.NUM_CLASSES)
+        return bound_call(m.session, m.input_name, x, contract.NUM_CLASSES)
 
     return Backend(name, model.providers[0], str(path), model_shapes(model), make)
 
@@ -122,7 +117,7 @@ def matmul_ceiling_backend(shapes: tuple[int, ...]) -> Backend | None:
     )
 
     def make(batch: int, threads: int):
-        return _bound_call(session_for(threads), "x", rng.random((batch, shapes[0]), dtype=np.float32), shapes[-1])
+        return bound_call(session_for(threads), "x", rng.random((batch, shapes[0]), dtype=np.float32), shapes[-1])
 
     return Backend(CEILING, runtime.CPU, "plain MatMul chain " + "-".join(map(str, shapes)), shapes, make)
 
@@ -136,8 +131,7 @@ def torch_backends(checkpoint: Path) -> list[Backend]:
     from edgemnist.training.train import load_checkpoint
 
     model, _ = load_checkpoint(checkpoint)
-    c = model.config
-    shapes = (c.input_size, *c.hidden, c.num_classes)
+    shapes = model.config.shapes
 
     def maker(module):
         def make(batch: int, threads: int):

@@ -183,7 +183,8 @@ def print_parity(r: dict) -> None:
         ref, sat = r["int8"]["reference"], r["int8"]["saturation"]
         say(f"int8 fused kernels vs reference semantics: agreement {ref['agreement']:.2%}, max |Δlogit| {ref['max_abs_dlogit']:.3g} "
             f"(reference accuracy {ref['accuracy']:.2%}); worst u8 x s8 pair sum {sat['worst_pair_sum']:,} "
-            + ("<= 32,767: saturation-free on every CPU" if sat["saturation_free"] else "> 32,767: saturates on x86 without VNNI"))
+            + (f"{'<=' if sat['saturation_free'] else '>'} {sat['int16_max']:,}: "
+               + ("saturation-free on every CPU" if sat["saturation_free"] else "saturates on x86 without VNNI")))
     say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"]) if p))
 
 

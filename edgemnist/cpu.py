@@ -50,6 +50,7 @@ def _arm_hwcaps() -> set[str]:
 def cpu_info() -> dict:
     """Model name, logical CPUs, the feature flags that decide int8/fp32 speed, and the int8 kernels."""
     arch = platform.machine().lower()
+    arm = arch in ("aarch64", "arm64")
     flags: set[str] = set()
     model = platform.processor() or arch
     try:
@@ -62,9 +63,9 @@ def cpu_info() -> dict:
                 model = value.strip()
     except OSError:
         pass
-    if arch in ("aarch64", "arm64"):
+    if arm:
         flags |= _arm_hwcaps()
-    wanted = ARM_FEATURES if arch in ("aarch64", "arm64") else X86_FEATURES
+    wanted = ARM_FEATURES if arm else X86_FEATURES
     family = int8_kernels(arch, flags)
     return {
         "model": model,

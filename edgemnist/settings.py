@@ -60,10 +60,19 @@ class MLPConfig:
         return cls(**d)
 
     @property
+    def shapes(self) -> tuple[int, ...]:
+        """Layer widths from input to output."""
+        return (self.input_size, *self.hidden, self.num_classes)
+
+    @property
     def macs(self) -> int:
         """Multiply-adds per image."""
-        sizes = (self.input_size, *self.hidden, self.num_classes)
-        return sum(a * b for a, b in zip(sizes, sizes[1:]))
+        return macs(self.shapes)
+
+
+def macs(shapes: tuple[int, ...]) -> int:
+    """Multiply-adds per image of a chain of fully connected layers of these widths."""
+    return sum(a * b for a, b in zip(shapes, shapes[1:]))
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:

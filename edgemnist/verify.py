@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from edgemnist import data, runtime
 from edgemnist.contract import images_to_pixels
-from edgemnist.cpu import cpu_info
+from edgemnist.cpu import cpu_info, describe
 from edgemnist.settings import Thresholds
 
 
@@ -119,8 +119,6 @@ def verify(
 
 def summary_lines(r: dict) -> list[str]:
     """The verdict for people, a few lines."""
-    from edgemnist.cpu import describe
-
     t = r["thresholds"]
     lines = [f"{r['model']} ({r['precision'] or 'no edgemnist metadata'}) on {describe(r['cpu'])}",
              f"  provider {r['providers'][0]}, onnxruntime {r['onnxruntime']}, {r['n']:,} MNIST test images"]

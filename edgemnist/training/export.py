@@ -17,10 +17,10 @@ import onnx
 import torch
 
 from edgemnist import UserError, __version__, atomic, contract, data, first_line
+from edgemnist.settings import QuantSettings, Thresholds
 from edgemnist.training import parity
 from edgemnist.training import quantize as q
 from edgemnist.training.model import MLP, fold
-from edgemnist.settings import QuantSettings, Thresholds
 from edgemnist.training.train import load_checkpoint
 
 MIN_OPSET = 18  # the torch.export-based exporter's floor

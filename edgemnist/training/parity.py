@@ -14,9 +14,9 @@ import torch
 from edgemnist import runtime
 from edgemnist.contract import images_to_pixels
 from edgemnist.cpu import cpu_info
+from edgemnist.settings import Thresholds
 from edgemnist.training.model import MLP
 from edgemnist.training.quantize import saturation_report
-from edgemnist.settings import Thresholds
 from edgemnist.training.train import predict
 from edgemnist.verify import compare, reference_failures, reference_semantics
 

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 
 from edgemnist import UserError, __version__, atomic, data, first_line
 from edgemnist.contract import images_to_pixels
-from edgemnist.training.model import MLP
 from edgemnist.settings import PROVIDERS, MLPConfig, TrainConfig
+from edgemnist.training.model import MLP
 
 CHECKPOINT_FORMAT = "edgemnist-checkpoint/1"
 
