@@ -50,12 +50,16 @@ def main() -> None:
         "commands": [" ".join(c) for c in COMMANDS],
         "files": files,
         "packaged": {"edgemnist/pretrained/mlp.int8.onnx": "copy of exported/mlp.int8.onnx"},
-        "train": {k: train[k] for k in ("test_accuracy", "seconds", "epochs", "device")},
+        "train": {k: train[k] for k in ("test_accuracy", "seconds", "epochs", "device", "trained_on")},
         "accuracy": {
             "torch": export["torch"]["accuracy"],
             "fp32": export["fp32"]["accuracy"],
             "int8": export["int8"]["accuracy"],
             "int8_reference": export["int8"]["reference"]["accuracy"],
+        },
+        "calibration": export["calibration"] | {
+            "ece_test": {p: export[p]["calibration"]["ece"] for p in ("torch", "fp32", "int8")},
+            "median_confidence": {p: export[p]["calibration"]["median_confidence"] for p in ("torch", "fp32", "int8")},
         },
         "verified_on": {
             "onnxruntime": export["onnxruntime"], "cpu": export["cpu"]["model"], "arch": export["cpu"]["arch"],

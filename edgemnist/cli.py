@@ -17,8 +17,8 @@ import typer
 from edgemnist import UserError, __version__, first_line
 from edgemnist.progress import bar, say
 from edgemnist.settings import (
-    CALIBRATION_METHODS, DEFAULT_CHECKPOINT, DEFAULT_ONNX, PROVIDERS, QUANT_METHODS, MLPConfig, QuantSettings, Thresholds,
-    TrainConfig, parse_hidden,
+    CALIBRATION_METHODS, DEFAULT_CHECKPOINT, DEFAULT_ONNX, PROVIDERS, QUANT_METHODS, WEB_HOST, WEB_PORT, MLPConfig, QuantSettings,
+    Thresholds, TrainConfig, parse_hidden,
 )
 
 app = typer.Typer(
@@ -85,6 +85,7 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = TrainConfig.batch_size,
     lr: Annotated[float, typer.Option(help="Peak learning rate of the one-cycle schedule.")] = TrainConfig.lr,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = TrainConfig.seed,
+    holdout: Annotated[int, typer.Option(help="Training images held out of training; export fits the confidence temperature on them.")] = TrainConfig.holdout,
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = ",".join(map(str, MLPConfig.hidden)),
     device: Annotated[Provider, typer.Option(help="auto picks CUDA when torch sees it.")] = Provider("auto"),
     data_dir: DataDir = None,
@@ -96,7 +97,7 @@ def train(
     from edgemnist.training import train as tr
 
     model_config = MLPConfig(hidden=parse_hidden(hidden))
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, holdout=holdout)
     dev = tr.pick_device(device.value)
     atomic.ensure_writable_dir(out)
     with bar(quiet=json_out) as progress:
@@ -110,7 +111,7 @@ def train(
 
         model, metrics = tr.train(model_config, cfg, device=dev, data_dir=data_dir, on_epoch=on_epoch)
     tr.save_checkpoint(out, model, cfg, metrics)
-    result = {k: metrics[k] for k in ("test_accuracy", "seconds", "epochs", "device")} | {"checkpoint": str(out)}
+    result = {k: metrics[k] for k in ("test_accuracy", "seconds", "epochs", "device", "trained_on")} | {"checkpoint": str(out)}
     if json_out:
         emit(result | {"history": metrics["history"], "config": model_config.to_dict()})
     else:
@@ -122,6 +123,7 @@ def export(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint from `edgemnist train`.")] = DEFAULT_CHECKPOINT,
     out: Annotated[Path, typer.Option(help="fp32 ONNX path; int8 goes to <stem>.int8.onnx beside it.")] = DEFAULT_ONNX,
     quantize: Annotated[bool, typer.Option("--quantize/--no-quantize", help="Also write the int8 model.")] = True,
+    temperature: Annotated[bool, typer.Option("--temperature/--no-temperature", help="Fit a confidence temperature on the checkpoint's held-out training images and fold it into the model (calibrated probabilities).")] = True,
     method: Annotated[Method, typer.Option(help="int8 quantization method.")] = Method(QuantSettings.method),
     calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = QuantSettings.calibration_size,
     calibration_method: Annotated[Calibration, typer.Option(help="Static calibration method.")] = Calibration(QuantSettings.calibration_method),
@@ -143,14 +145,14 @@ def export(
                              per_channel=per_channel, weight_bits=weight_bits)
     thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement,
                             reference_min_agreement=min_reference_agreement, reference_max_abs_dlogit=max_reference_dlogit)
-    stages = ["export", "quantize", "parity"] if quantize else ["export", "parity"]
+    stages = ["calibrate"] * temperature + ["export"] + ["quantize"] * quantize + ["parity"]
     with bar(quiet=json_out) as progress:
         task = progress.add_task(f"{checkpoint} -> {out}", total=len(stages), status="")
 
         def on_stage(stage: str) -> None:
             progress.update(task, completed=stages.index(stage), status=stage)
 
-        report = export_checkpoint(checkpoint, out, quantize=quantize, settings=settings, opset=opset,
+        report = export_checkpoint(checkpoint, out, quantize=quantize, calibrate=temperature, settings=settings, opset=opset,
                                    thresholds=thresholds, data_dir=data_dir, on_stage=on_stage)
         progress.update(task, completed=len(stages), status="done")
     if json_out:
@@ -169,15 +171,18 @@ def print_parity(r: dict) -> None:
     from edgemnist.progress import console
 
     t = Table(title=f"parity on {r['n']:,} MNIST test images (onnxruntime CPU)")
-    for col in ("model", "accuracy", "agreement", "max |Δlogit|", "mean |Δlogit|", "size"):
+    for col in ("model", "accuracy", "agreement", "max |Δlogit|", "mean |Δlogit|", "ECE", "size"):
         t.add_column(col, justify="right")
-    t.add_row("PyTorch", f"{r['torch']['accuracy']:.2%}", "-", "-", "-", "-")
+    t.add_row("PyTorch", f"{r['torch']['accuracy']:.2%}", "-", "-", "-", f"{r['torch']['calibration']['ece']:.2%}", "-")
     for name in ("fp32", "int8"):
         row = r[name]
         if row:
             t.add_row(f"ONNX {name}", f"{row['accuracy']:.2%}", f"{row['agreement']:.2%}", f"{row['max_abs_dlogit']:.2e}",
-                      f"{row['mean_abs_dlogit']:.2e}", f"{row['size_bytes'] / 1024:.0f} KiB")
+                      f"{row['mean_abs_dlogit']:.2e}", f"{row['calibration']['ece']:.2%}", f"{row['size_bytes'] / 1024:.0f} KiB")
     console().print(t)
+    cal = r["calibration"]
+    say(f"confidence temperature {cal['temperature']:.3f}" + (f" fitted on {cal['fitted_on']}" if cal["fitted_on"] else " (not fitted: --no-temperature)")
+        + f"; ECE = expected calibration error, {r['torch']['calibration']['bins']} bins")
     say(f"on {describe(r['cpu'])}, onnxruntime {r['onnxruntime']}")
     if r["int8"]:
         ref, sat = r["int8"]["reference"], r["int8"]["saturation"]

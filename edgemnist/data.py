@@ -231,6 +231,13 @@ def load(data_dir: str | os.PathLike | None = None, *, quiet: bool = False) -> M
     return _load(str(data_dir) if data_dir else None, quiet)
 
 
+def holdout_split(n: int, holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training images to train on and of the `holdout` ones kept out (for calibration),
+    a seeded permutation: the same seed gives the same split on any machine."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[holdout:]), np.sort(order[:holdout])
+
+
 def summary(mnist: Mnist) -> dict:
     return {
         "cache": str(cache_dir()),

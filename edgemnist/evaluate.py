@@ -42,6 +42,7 @@ def evaluate(
         model = runtime.open_model(path, provider, threads, quiet=quiet)
         logits, providers, backend = model.logits(pixels, batch_size=len(pixels)), model.providers, "onnxruntime"
     report = runtime.classification_report(logits.argmax(1), mnist.test_labels)
+    report["calibration"] = runtime.calibration(logits, mnist.test_labels.astype(np.int64))
     report |= {"model": str(path), "backend": backend, "providers": providers, "seconds": time.perf_counter() - start}
     return report
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from edgemnist import atomic, contract, runtime
 from edgemnist.preprocess import PreprocessError, preprocess
-from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX
+from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX, NOT_SURE_BELOW
 
 
 def default_model_path() -> Path:
@@ -24,9 +24,11 @@ def default_model_path() -> Path:
 def classify(
     model: runtime.Model, paths: list[str], *, top_k: int = 3, save_dir: str | Path | None = None
 ) -> list[dict]:
-    """One result per path, in order: {"path", "label", "confidence", "probabilities", "top_k"}
-    or {"path", "error"}. Every image is tried; one that fails does not stop the others."""
+    """One result per path, in order: {"path", "label", "confidence", "sure", "probabilities", "top_k"}
+    or {"path", "error"}. Every image is tried; one that fails does not stop the others. `sure` is
+    False below the model's "not sure" confidence (its calibration metadata, else NOT_SURE_BELOW)."""
     polarity = model.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
+    not_sure_below = model.metadata_json("edgemnist.calibration", {}).get("not_sure_below", NOT_SURE_BELOW)
     results: list[dict | None] = [None] * len(paths)
     pixels, where = [], []
     for i, path in enumerate(paths):
@@ -44,6 +46,7 @@ def classify(
                 "path": paths[i],
                 "label": int(order[0]),
                 "confidence": float(p[order[0]]),
+                "sure": bool(p[order[0]] >= not_sure_below),
                 "probabilities": [float(v) for v in p],
                 "top_k": [[int(d), float(p[d])] for d in order],
             }

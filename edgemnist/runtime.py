@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from edgemnist import UserError, contract, first_line
 from edgemnist.progress import say
-from edgemnist.settings import PROVIDERS
+from edgemnist.settings import ECE_BINS, PROVIDERS
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
@@ -132,6 +132,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def calibration(logits: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
+    """Expected calibration error (equal-width confidence bins; |accuracy - confidence| weighted by
+    each bin's share of images) and the confidence the model shows."""
+    probs = softmax(logits.astype(np.float64))
+    confidence, correct = probs.max(1), probs.argmax(1) == labels
+    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return {"ece": float(ece), "bins": bins, "mean_confidence": float(confidence.mean()),
+            "median_confidence": float(np.median(confidence))}
 
 
 def classification_report(predictions: np.ndarray, labels: np.ndarray) -> dict:

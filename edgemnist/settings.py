@@ -27,6 +27,18 @@ DEFAULT_INT8 = Path("exported/mlp.int8.onnx")  # <stem>.int8.onnx of DEFAULT_ONN
 IMAGE_SIZE, NUM_CLASSES = 28, 10
 MEAN, STD = 0.1307, 0.3081  # pixel statistics of the MNIST training set, in [0, 1] units
 
+# The browser target: onnxruntime-web from the npm registry, pinned to a version and its tarball's
+# integrity (dist.integrity); only its WebAssembly-only entry goes into a site
+ORT_WEB_VERSION = "1.30.0"
+ORT_WEB_INTEGRITY = "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7svNc4rKY3jL02Vb7QmRMDs1SigqR4CXAfKYQ=="
+ORT_WEB_FILES = ("ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm")
+WEB_HOST, WEB_PORT = "127.0.0.1", 8000
+
+# Calibration: expected calibration error over this many equal-width confidence bins, and the
+# confidence below which `infer` and the web page say "not sure" (the model's metadata may override it)
+ECE_BINS = 15
+NOT_SURE_BELOW = 0.6
+
 
 @dataclass(frozen=True)
 class MLPConfig:
@@ -98,8 +110,11 @@ class TrainConfig:
     translate_px: float = 2.0
     scale: float = 0.1
     seed: int = 0
+    holdout: int = 2000  # training images kept out of training (seeded), for fitting the temperature
 
     def __post_init__(self):
+        if not 0 <= self.holdout <= 30000:
+            raise UserError(f"--holdout must be in 0..30000, got {self.holdout}")
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:

@@ -17,8 +17,9 @@ import onnx
 import torch
 
 from edgemnist import UserError, __version__, atomic, contract, data, first_line
-from edgemnist.settings import QuantSettings, Thresholds
+from edgemnist.settings import NOT_SURE_BELOW, QuantSettings, Thresholds
 from edgemnist.training import parity
+from edgemnist.training.calibrate import calibrate as fit_calibration
 from edgemnist.training import quantize as q
 from edgemnist.training.model import MLP, fold
 from edgemnist.training.train import load_checkpoint
@@ -63,6 +64,13 @@ def measured_metadata(report: dict, settings: QuantSettings) -> dict[str, str]:
         meta["edgemnist.quantization"] = json.dumps(
             json.loads(settings.metadata()) | {"saturation_free": sat["saturation_free"], "worst_pair_sum": sat["worst_pair_sum"]})
     return meta
+
+
+def calibration_metadata(fitted: dict, row: dict) -> str:
+    """edgemnist.calibration of one model: its temperature, where it was fitted, the model's own
+    expected calibration error on the test set, and where the apps say "not sure"."""
+    return json.dumps(fitted | {"ece_test": round(row["calibration"]["ece"], 6), "ece_bins": row["calibration"]["bins"],
+                                "not_sure_below": NOT_SURE_BELOW})
 
 
 def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
@@ -128,6 +136,7 @@ def export_checkpoint(
     out: Path,
     *,
     quantize: bool = True,
+    calibrate: bool = True,
     settings: QuantSettings = QuantSettings(),
     opset: int | None = None,
     thresholds: Thresholds = Thresholds(),
@@ -135,6 +144,8 @@ def export_checkpoint(
     on_stage=lambda stage: None,
 ) -> dict:
     """Checkpoint -> `out` (fp32) [+ `<stem>.int8.onnx`], then the parity gate on the full test set.
+    With `calibrate`, the logits are first divided by a temperature fitted on the checkpoint's
+    held-out training images (folded into the model: PyTorch and ONNX stay the same function).
 
     Returns the parity report (with `passed` and `failures`); files are written even when the gate
     fails, so they can be inspected, and the report names them. `on_stage(name)` reports progress.
@@ -144,9 +155,13 @@ def export_checkpoint(
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, got {out}")
     atomic.ensure_writable_dir(out)
-    model, _ = load_checkpoint(checkpoint)
+    model, ckpt = load_checkpoint(checkpoint)
     source_sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     mnist = data.load(data_dir)
+    fitted = {"temperature": 1.0, "fitted_on": None}
+    if calibrate:
+        on_stage("calibrate")
+        model, fitted = fit_calibration(model, ckpt.get("train_config", {}), mnist.train_images, mnist.train_labels)
 
     meta = base_metadata(model, source_sha)
     on_stage("export")
@@ -168,11 +183,13 @@ def export_checkpoint(
             int8_dynamic=settings.method == "dynamic",
         )
     meta |= measured_metadata(report, settings)
-    set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"} | {"edgemnist.precision": "fp32"})
+    report["calibration"] = fitted
+    set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"}
+                 | {"edgemnist.precision": "fp32", "edgemnist.calibration": calibration_metadata(fitted, report["fp32"])})
     save(fp32, out)
     report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}
     if int8 is not None:
-        set_metadata(int8, meta | {"edgemnist.precision": "int8"})
+        set_metadata(int8, meta | {"edgemnist.precision": "int8", "edgemnist.calibration": calibration_metadata(fitted, report["int8"])})
         save(int8, int8_out)
         report["int8"] |= {"path": str(int8_out), "size_bytes": int8_out.stat().st_size}
         report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]

@@ -41,6 +41,7 @@ def check_model(
     whole = model.logits(pixels, batch_size=len(pixels))
     row = compare(torch_out, whole, labels)
     row["batch1_max_diff"] = batch_invariance(model, pixels, whole)
+    row["calibration"] = runtime.calibration(whole, labels)
     row |= {"path": str(path), "size_bytes": path.stat().st_size, "providers": model.providers}
     return row, whole
 
@@ -95,7 +96,7 @@ def run(
         "n": int(len(labels)),
         "onnxruntime": ort.__version__,
         "cpu": cpu_info(),
-        "torch": {"accuracy": torch_acc},
+        "torch": {"accuracy": torch_acc, "calibration": runtime.calibration(reference, labels)},
         "fp32": fp32,
         "int8": int8,
         "thresholds": asdict(thresholds),

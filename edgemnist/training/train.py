@@ -73,7 +73,7 @@ def train(
     data_dir: str | None = None,
     on_epoch=None,
 ) -> tuple[MLP, dict]:
-    """Train on the MNIST training set; returns the model and its metrics (test accuracy each epoch).
+    """Train on the MNIST training set minus `cfg.holdout` held-out images; returns the model and its metrics (test accuracy each epoch).
 
     `on_epoch(epoch, loss, test_accuracy)` is called after each epoch (progress display).
     Same seed and device -> same weights.
@@ -83,8 +83,9 @@ def train(
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     mnist = data.load(data_dir)
-    x_train = to_tensor(mnist.train_images, dev)
-    y_train = torch.from_numpy(mnist.train_labels.astype(np.int64)).to(dev)
+    kept, _ = data.holdout_split(len(mnist.train_labels), cfg.holdout, cfg.seed)  # the rest fits the temperature
+    x_train = to_tensor(mnist.train_images[kept], dev)
+    y_train = torch.from_numpy(mnist.train_labels[kept].astype(np.int64)).to(dev)
     x_test = to_tensor(mnist.test_images, dev)
     y_test = torch.from_numpy(mnist.test_labels.astype(np.int64)).to(dev)
 
@@ -119,6 +120,7 @@ def train(
         "test_accuracy": history[-1]["test_accuracy"],
         "seconds": time.perf_counter() - start,
         "epochs": cfg.epochs,
+        "trained_on": int(len(kept)),
         "device": str(dev),
         "history": history,
     }
