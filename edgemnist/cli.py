@@ -211,12 +211,13 @@ def infer(
     results = inf.classify(m, [str(p) for p in images], top_k=top_k, save_dir=save_preprocessed)
     for r in results:
         if json_out:
-            emit({k: r[k] for k in ("path", "label", "confidence", "probabilities", "top_k", "error", "preprocessed") if k in r})
+            emit({k: r[k] for k in ("path", "label", "confidence", "sure", "probabilities", "top_k", "error", "preprocessed") if k in r})
         elif "error" in r:
             say(f"{r['path']}: error: {r['error']}")
         else:
             tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"])
-            typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%})  top-{top_k}: {tops}")
+            doubt = "" if r["sure"] else "  not sure"
+            typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%}){doubt}  top-{top_k}: {tops}")
     if any("error" in r for r in results):
         raise typer.Exit(1)
 
@@ -241,6 +242,8 @@ def eval_cmd(
         emit(report)
         return
     say(f"{model}: accuracy {report['accuracy']:.2%} on {report['n']:,} test images ({', '.join(report['providers'])}, {report['seconds']:.2f} s)")
+    cal = report["calibration"]
+    say(f"expected calibration error {cal['ece']:.2%} ({cal['bins']} bins); confidence mean {cal['mean_confidence']:.1%}, median {cal['median_confidence']:.1%}")
     say("per class: " + "  ".join(f"{d}:{a:.1%}" for d, a in enumerate(report["per_class"])))
     say("confusion (rows = true, columns = predicted):")
     for d, row in enumerate(report["confusion"]):
@@ -307,6 +310,53 @@ def bench(
         emit(report)
     else:
         b.print_report(report)
+
+
+web_app = typer.Typer(no_args_is_help=True, help="The model in a web page: onnxruntime-web (WebAssembly), no CDN, works offline.")
+app.add_typer(web_app, name="web")
+WebModel = Annotated[Optional[Path], typer.Option(help="ONNX model for the page (default: as `infer`, the int8 model).")]
+
+
+@web_app.command("build")
+def web_build(
+    site: Annotated[Path, typer.Argument(help="Directory to write the static site into (replaced whole).")],
+    model: WebModel = None,
+    json_out: Json = False,
+):
+    """Write a self-contained static site: index.html, the app, onnxruntime-web's wasm-only entry, the model."""
+    from edgemnist import infer as inf
+    from edgemnist import web
+
+    report = web.build(site, model or inf.default_model_path())
+    if json_out:
+        emit(report)
+        return
+    raw = sum(f["raw"] for f in report["files"].values())
+    compressed = sum(f.get("br", f["raw"]) for f in report["files"].values())
+    say(f"site {site}: {len(report['files'])} files, {raw / 1e6:.1f} MB ({compressed / 1e6:.1f} MB brotli); model {report['model']}")
+
+
+@web_app.command("serve")
+def web_serve(
+    model: WebModel = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default; 0.0.0.0 shares it on your network).")] = WEB_HOST,
+    port: Annotated[int, typer.Option(help="TCP port (0 picks a free one).", min=0, max=65535)] = WEB_PORT,
+    site: Annotated[Optional[Path], typer.Option(help="Site directory (default: in the cache), built when missing or out of date.")] = None,
+    json_out: Json = False,
+):
+    """Build the site when needed and serve it, printing the URL (Ctrl-C stops)."""
+    from edgemnist import data, serve, web
+    from edgemnist import infer as inf
+
+    model = model or inf.default_model_path()
+    site = site or data.home() / "site"
+    server = serve.make_server(site, host, port)  # a taken port fails before any build
+    with server:
+        if not web.is_current(site, model):
+            web.build(site, model)
+        address = serve.url(server)
+        emit({"url": address, "site": str(site), "model": str(model)}) if json_out else say(f"serving {model} at {address}  (Ctrl-C stops)")
+        server.serve_forever()
 
 
 # Exit codes (README): the work ran but failed / usage or environment / a bug in edgemnist / Ctrl-C

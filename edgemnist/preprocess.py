@@ -155,7 +155,7 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     scale = BOX / max(h, w)
     x = _adjust_stroke(np.pad(x, 4), scale)[4:-4, 4:-4]
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.asarray(Image.fromarray(x, mode="F").resize((new_w, new_h), Image.Resampling.LANCZOS, reducing_gap=3.0))
+    small = np.asarray(Image.fromarray(x, mode="F").resize((new_w, new_h), Image.Resampling.LANCZOS))
     small = np.clip(small, 0.0, None)
     small /= max(float(small.max()), 1e-6)
     total = small.sum()

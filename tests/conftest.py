@@ -83,3 +83,29 @@ def full_range(trained, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("full_range") / "full.onnx"
     return export_checkpoint(trained[0], out, settings=QuantSettings(weight_bits=8))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium through Playwright, one per session; the browser tests skip without it."""
+    import browser as b
+
+    why = b.unavailable()
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = b.launch(p)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def sites(tmp_path_factory):
+    """The committed reference models as built sites: {"int8": path, "fp32": path}."""
+    from edgemnist import web
+
+    root = tmp_path_factory.mktemp("sites")
+    return {name: Path(web.build(root / name, ROOT / "exported" / model)["site"])
+            for name, model in (("int8", "mlp.int8.onnx"), ("fp32", "mlp.onnx"))}

@@ -1,0 +1,184 @@
+// The page: a drawing pad (pointer events: mouse, touch, pen), live answers, ten bars, the 28x28 image
+// the model saw, the model's facts, and image files by drop or by picker. The model work is
+// edgemnist.js (window.edgemnist); this file is only the user interface.
+import { api } from "./edgemnist.js";
+import { PreprocessError, FRAME } from "./preprocess.js";
+
+const $ = (id) => document.getElementById(id);
+const pad = $("pad"), ctx = pad.getContext("2d", { willReadFrequently: true });
+const STROKE = 18; // pad pixels (280x280): about MNIST's stroke once scaled to 20x20
+
+let drawn = false, busy = false, again = false, last = null, ready = false;
+
+function say(text, isError = false) {
+  $("message").textContent = text;
+  $("message").classList.toggle("error", isError);
+}
+
+function blank() {
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  drawn = false;
+}
+
+function clearAll() {
+  blank();
+  showResult(null);
+  say(ready ? "Draw a digit." : $("message").textContent);
+}
+
+function buildBars() {
+  const bars = $("bars");
+  for (let d = 0; d < 10; d++) {
+    const li = document.createElement("li");
+    li.dataset.digit = d;
+    li.innerHTML = `<span>${d}</span><span class="track"><span class="fill"></span></span><span class="p">–</span>`;
+    bars.append(li);
+  }
+}
+
+function showResult(r) {
+  const items = $("bars").children;
+  for (let d = 0; d < items.length; d++) {
+    const p = r ? r.probabilities[d] : 0;
+    items[d].dataset.p = p.toFixed(6);
+    items[d].classList.toggle("top", !!r && d === r.label);
+    items[d].querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
+    items[d].querySelector(".p").textContent = r ? `${(100 * p).toFixed(1)}%` : "–";
+  }
+  $("label").textContent = r ? String(r.label) : "–";
+  $("label").dataset.label = r ? r.label : "";
+  $("confidence").textContent = r ? `${(100 * r.confidence).toFixed(1)}%${r.sure ? "" : " — not sure"}` : "";
+  document.querySelector(".answer").classList.toggle("unsure", !!r && !r.sure);
+  const seen = $("seen").getContext("2d"), img = seen.createImageData(FRAME, FRAME);
+  for (let i = 0; i < FRAME * FRAME; i++) {
+    const v = r ? Math.round(255 * Math.min(1, Math.max(0, r.pixels[i]))) : 0;
+    img.data.set([v, v, v, 255], 4 * i);
+  }
+  seen.putImageData(img, 0, 0);
+  $("timing").textContent = r ? `preprocessing ${r.timing.preprocess_ms.toFixed(1)} ms · model ${r.timing.model_ms.toFixed(2)} ms` : "";
+}
+
+async function classify(imageData) {
+  try {
+    const r = await api.classifyImageData(imageData);
+    showResult(r);
+    say(r.sure ? "" : "Not sure: the digit is ambiguous or unlike MNIST.");
+    return r;
+  } catch (e) {
+    showResult(null);
+    say(e instanceof PreprocessError ? capitalize(e.message) + "." : `Could not classify: ${e.message}`, !(e instanceof PreprocessError));
+    return null;
+  }
+}
+
+const capitalize = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+// Live answers: at most one classification in flight; the latest drawing wins.
+async function classifyPad() {
+  if (!ready || !drawn) return;
+  if (busy) { again = true; return; }
+  busy = true;
+  do {
+    again = false;
+    await classify(ctx.getImageData(0, 0, pad.width, pad.height));
+  } while (again);
+  busy = false;
+}
+
+function point(e) {
+  const r = pad.getBoundingClientRect();
+  return [(e.clientX - r.left) * (pad.width / r.width), (e.clientY - r.top) * (pad.height / r.height)];
+}
+
+function stroke(from, to, pressure) {
+  ctx.strokeStyle = "#000";
+  ctx.lineCap = ctx.lineJoin = "round";
+  ctx.lineWidth = STROKE * (pressure > 0 && pressure !== 0.5 ? 0.6 + 0.8 * pressure : 1); // pens vary the width
+  ctx.beginPath();
+  ctx.moveTo(...from);
+  ctx.lineTo(...to);
+  ctx.stroke();
+}
+
+pad.addEventListener("pointerdown", (e) => {
+  if (e.button !== 0 && e.pointerType === "mouse") return;
+  pad.setPointerCapture(e.pointerId);
+  if (pad.dataset.source === "file") { blank(); pad.dataset.source = ""; }
+  last = point(e);
+  stroke(last, last, e.pressure);
+  drawn = true;
+  classifyPad();
+});
+pad.addEventListener("pointermove", (e) => {
+  if (last === null) return;
+  for (const ev of e.getCoalescedEvents?.() ?? [e]) {
+    const p = point(ev);
+    stroke(last, p, ev.pressure);
+    last = p;
+  }
+  classifyPad();
+});
+for (const type of ["pointerup", "pointercancel"]) pad.addEventListener(type, () => { last = null; classifyPad(); });
+
+$("clear").addEventListener("click", clearAll);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" || e.key === "Delete" || (e.key === "Backspace" && e.target === pad)) { e.preventDefault(); clearAll(); }
+});
+
+// Image files: decoded and reduced by edgemnist.js the way `infer` does, shown on the pad.
+async function classifyFile(file) {
+  if (!ready) return;
+  let imageData;
+  try {
+    imageData = await api.decodeBlob(file);
+  } catch (e) {
+    showResult(null);
+    say(`${file.name}: ${e instanceof PreprocessError ? e.message : "cannot decode it as an image"}.`, true);
+    return;
+  }
+  blank();
+  const bitmap = await createImageBitmap(imageData);
+  const s = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+  ctx.drawImage(bitmap, (pad.width - bitmap.width * s) / 2, (pad.height - bitmap.height * s) / 2, bitmap.width * s, bitmap.height * s);
+  bitmap.close();
+  pad.dataset.source = "file";
+  const r = await classify(imageData);
+  if (r) say(`${file.name}${r.sure ? "" : ": not sure"}.`);
+}
+
+$("file").addEventListener("change", (e) => { if (e.target.files[0]) classifyFile(e.target.files[0]); e.target.value = ""; });
+pad.addEventListener("dragover", (e) => { e.preventDefault(); pad.classList.add("dragging"); });
+pad.addEventListener("dragleave", () => pad.classList.remove("dragging"));
+pad.addEventListener("drop", (e) => {
+  e.preventDefault();
+  pad.classList.remove("dragging");
+  const file = e.dataTransfer.files[0];
+  if (file) classifyFile(file);
+  else say("Drop an image file.", true);
+});
+
+function showFacts(f) {
+  const pct = (v) => (v == null ? "unknown" : `${(100 * v).toFixed(2)}%`);
+  const rows = [
+    ["precision", f.precision],
+    ["test accuracy", `${pct(f.test_accuracy)} on the 10,000 MNIST test images`],
+    ["size", `${(f.size_bytes / 1024).toFixed(0)} KiB (${f.file})`],
+    ["calibration", f.calibration?.temperature ? `temperature ${f.calibration.temperature.toFixed(3)}, expected calibration error ${pct(f.calibration.ece_test)}; "not sure" below ${pct(f.calibration.not_sure_below ?? 0.6)}` : "none"],
+    ["verified on", f.verified_on?.cpu ? `${f.verified_on.cpu} (${f.verified_on.int8_kernels} int8 kernels), onnxruntime ${f.verified_on.onnxruntime}` : "unknown"],
+    ["runtime", `onnxruntime-web ${api.onnxruntimeWeb ?? ""} (WebAssembly, 1 thread)`],
+  ];
+  $("facts").replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = k;
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+}
+
+buildBars();
+blank();
+api.ready.then(
+  (facts) => { ready = true; showFacts(facts); say("Draw a digit."); document.body.dataset.ready = "1"; },
+  (e) => { say(`Could not load the model: ${e.message}`, true); document.body.dataset.ready = "error"; },
+);

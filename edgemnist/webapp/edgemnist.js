@@ -1,0 +1,126 @@
+// window.edgemnist: the page's documented API (README, "Browser"), for tests and other pages.
+//
+//   ready                         Promise, resolved once the model is loaded (rejected if it cannot be)
+//   facts                         the model's metadata (model.json): precision, test accuracy, size, calibration
+//   classifyPixels(pixels, n)     Float32Array [n*784] in the ONNX contract (light-on-dark, [0, 1], no
+//                                 preprocessing) -> Promise<Float32Array> logits [n*10]
+//   classifyImageData(imageData)  ImageData (a canvas, a photo) -> Promise<{label, confidence, sure,
+//                                 probabilities, pixels, timing}> with the same preprocessing as `edgemnist infer`
+//   classifyBlob(blob)            an image file's bytes (File, Blob) -> the same, decoded by the browser and
+//                                 reduced as `infer` does; rejects with PreprocessError (message for people)
+//
+// onnxruntime-web's WebAssembly-only entry, one thread, loaded from this site (never a CDN).
+import * as ort from "./ort/ort.wasm.bundle.min.mjs";
+import { preprocess, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
+
+ort.env.wasm.numThreads = 1; // a 0.5 MFLOP model: threads cost more than they give
+ort.env.wasm.wasmPaths = { wasm: new URL("./ort/ort-wasm-simd-threaded.wasm", import.meta.url).href }; // the loader is in the bundle
+ort.env.logLevel = "error";
+
+const SIDE = 28 * 28, CLASSES = 10;
+
+export function softmax(logits) {
+  const max = Math.max(...logits);
+  const e = Array.from(logits, (v) => Math.exp(v - max));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / total);
+}
+
+async function load() {
+  const response = await fetch(new URL("./model.json", import.meta.url));
+  if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
+  const facts = await response.json();
+  const session = await ort.InferenceSession.create(new URL("./model.onnx", import.meta.url).href, {
+    executionProviders: ["wasm"],
+    graphOptimizationLevel: "all",
+  });
+  return { facts, session };
+}
+
+const loaded = load();
+let queue = Promise.resolve(); // one run at a time on the session
+
+async function run(pixels, n) {
+  const { session } = await loaded;
+  if (!(pixels instanceof Float32Array) || pixels.length !== n * SIDE) {
+    throw new TypeError(`classifyPixels wants a Float32Array of n*784 = ${n * SIDE} values, got ${pixels && pixels.length}`);
+  }
+  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", pixels, [n, 1, 28, 28]) };
+  const out = await session.run(feeds);
+  const logits = out[session.outputNames[0]];
+  const data = logits.data.slice();
+  logits.dispose?.();
+  return data;
+}
+
+function classifyPixels(pixels, n) {
+  const result = queue.then(() => run(pixels, n));
+  queue = result.catch(() => {});
+  return result;
+}
+
+async function classifyImageData(imageData) {
+  const { facts } = await loaded;
+  const start = performance.now();
+  const pixels = preprocess(imageData, facts.input?.polarity); // throws PreprocessError
+  const mid = performance.now();
+  const logits = await classifyPixels(pixels, 1);
+  const probabilities = softmax(logits);
+  const label = probabilities.indexOf(Math.max(...probabilities));
+  const notSureBelow = facts.calibration?.not_sure_below ?? 0.6;
+  return {
+    label,
+    confidence: probabilities[label],
+    sure: probabilities[label] >= notSureBelow,
+    probabilities,
+    pixels,
+    timing: { preprocess_ms: mid - start, model_ms: performance.now() - mid },
+  };
+}
+
+// An image file -> ImageData: its size checked from the header before any pixel is decoded (a
+// decompression bomb is refused, as `infer` does), then reduced by an integer factor to about 512 px.
+export async function decodeBlob(blob) {
+  const url = URL.createObjectURL(blob);
+  try {
+    const img = new Image();
+    img.src = url;
+    await new Promise((ok, fail) => { img.onload = ok; img.onerror = () => fail(new PreprocessError("cannot decode it as an image")); });
+    const w = img.naturalWidth, h = img.naturalHeight;
+    if (!w || !h) throw new PreprocessError("cannot decode it as an image");
+    if (w * h > MAX_PIXELS) throw new PreprocessError(`image larger than ${MAX_PIXELS / 1e6} MP (${w}×${h}): refusing to decode it`);
+    const factor = Math.floor(Math.max(w, h) / WORK_SIDE);
+    const size = factor >= 2 ? { resizeWidth: Math.ceil(w / factor), resizeHeight: Math.ceil(h / factor), resizeQuality: "high" } : {};
+    let bitmap;
+    try {
+      bitmap = await createImageBitmap(img, size);
+    } catch {
+      throw new PreprocessError("cannot decode it as an image");
+    }
+    const work = new OffscreenCanvas(bitmap.width, bitmap.height).getContext("2d", { willReadFrequently: true });
+    work.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    return work.getImageData(0, 0, work.canvas.width, work.canvas.height);
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+async function classifyBlob(blob) {
+  return classifyImageData(await decodeBlob(blob));
+}
+
+export const api = {
+  ready: loaded.then(({ facts }) => facts),
+  get facts() { return facts; },
+  classifyPixels,
+  classifyImageData,
+  classifyBlob,
+  decodeBlob,
+  PreprocessError,
+  onnxruntimeWeb: ort.env.versions?.web ?? null,
+  classes: CLASSES,
+};
+let facts = null;
+loaded.then((l) => { facts = l.facts; }, () => {});
+window.edgemnist = api;

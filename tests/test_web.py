@@ -1,0 +1,307 @@
+"""The browser target: `edgemnist web build/serve`, and the page in Debian's headless chromium —
+parity of onnxruntime-web with Python onnxruntime on all 10,000 test images, the JS port of the
+preprocessing against preprocess.py, drawing with pointer events, and bad input."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import browser as b
+import realworld
+from conftest import ROOT, cli
+from edgemnist import runtime
+from edgemnist.contract import images_to_pixels
+from edgemnist.preprocess import load_gray, to_mnist
+from edgemnist.settings import Thresholds
+
+pytestmark = pytest.mark.browser
+INT8, FP32 = ROOT / "exported/mlp.int8.onnx", ROOT / "exported/mlp.onnx"
+
+
+# ---------------------------------------------------------------- build and serve (no browser)
+
+def test_build_writes_a_self_contained_site(sites):
+    site = sites["int8"]
+    files = json.loads((site / "site.json").read_text())
+    assert files["built_from"]["onnxruntime_web"] == "1.30.0"
+    names = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file() and p.suffix not in (".gz", ".br")}
+    assert names == {"index.html", "app.js", "edgemnist.js", "preprocess.js", "style.css", "model.onnx", "model.json",
+                     "site.json", "ort/ort.wasm.bundle.min.mjs", "ort/ort-wasm-simd-threaded.wasm"}
+    assert (site / "model.onnx").read_bytes() == INT8.read_bytes()
+    for name in ("index.html", "style.css"):  # the browser tests check that every request stays on the site
+        assert "://" not in (site / name).read_text(), name
+    facts = json.loads((site / "model.json").read_text())
+    assert facts["precision"] == "int8" and facts["test_accuracy"] > 0.99 and facts["calibration"]["temperature"] > 0
+
+
+def test_cold_load_is_under_4_mb_compressed(sites):
+    from edgemnist import web
+
+    sizes = web.sizes(sites["int8"])
+    fetched = [f for f in sizes if f not in ("site.json",)]
+    assert sum(sizes[f].get("br", sizes[f]["raw"]) for f in fetched) <= 4_000_000
+
+
+@pytest.mark.parametrize("content", [b"not an onnx model", b""])
+def test_build_refuses_a_non_onnx_model(tmp_path, content):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    r = cli("web", "build", str(tmp_path / "site"), "--model", str(bad))
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
+    assert not (tmp_path / "site").exists()
+
+
+def test_build_refuses_a_contract_breaking_model(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 3, 32, 32])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, 32, 32])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["pixels"], ["logits"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, tmp_path / "other.onnx")
+    r = cli("web", "build", str(tmp_path / "site"), "--model", str(tmp_path / "other.onnx"))
+    assert r.returncode == 2 and "expected float32 [N, 1, 28, 28]" in r.stderr
+    assert not (tmp_path / "site").exists()
+
+
+def test_build_will_not_replace_a_directory_that_is_not_a_site(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("mine")
+    r = cli("web", "build", str(tmp_path / "docs"), "--model", str(INT8))
+    assert r.returncode == 2 and "not an edgemnist site" in r.stderr
+    assert (tmp_path / "docs" / "notes.txt").read_text() == "mine"
+
+
+def test_serve_refuses_a_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli("web", "serve", "--port", str(port), "--site", str(tmp_path / "site"), "--model", str(INT8))
+    assert r.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "site").exists()
+
+
+def test_serve_sends_compressed_files_with_the_right_types(tmp_path, sites):
+    proc = subprocess.Popen([sys.executable, "-m", "edgemnist", "web", "serve", "--port", "0", "--json",
+                             "--site", str(sites["int8"]), "--model", str(INT8)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        url = json.loads(proc.stdout.readline())["url"]
+        assert url.startswith("http://127.0.0.1:")
+
+        def get(path, encoding):
+            req = urllib.request.Request(url + path, headers={"Accept-Encoding": encoding})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.headers, r.read()
+
+        headers, body = get("ort/ort-wasm-simd-threaded.wasm", "gzip, deflate, br, zstd")
+        assert headers["Content-Type"] == "application/wasm" and headers["Content-Encoding"] == "br"
+        assert len(body) < 3_000_000
+        headers, body = get("edgemnist.js", "gzip")
+        assert headers["Content-Type"].startswith("text/javascript") and headers["Content-Encoding"] == "gzip"
+        headers, body = get("", "identity")
+        assert headers["Content-Type"].startswith("text/html") and "Content-Encoding" not in headers and b"<canvas" in body
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            get("../../etc/passwd", "identity")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# ---------------------------------------------------------------- in the browser
+
+@pytest.fixture(scope="module")
+def int8_page(browser, sites):
+    with b.served(sites["int8"]) as url:
+        page, console = b.open_page(browser, url)
+        yield page, console
+        page.context.close()
+
+
+def test_fp32_in_the_browser_matches_python_on_all_10000(browser, sites, mnist):
+    with b.served(sites["fp32"]) as url:
+        page, console = b.open_page(browser, url)
+        web = b.logits_in_page(page, mnist.test_images)
+        page.context.close()
+    python = runtime.open_model(FP32, "cpu", quiet=True).logits(images_to_pixels(mnist.test_images))
+    assert (web.argmax(1) == python.argmax(1)).mean() == 1.0
+    assert np.abs(web - python).max() <= 1e-4
+    assert console.errors == []
+
+
+def test_int8_in_the_browser_matches_the_reference_semantics(int8_page, mnist):
+    page, console = int8_page
+    web = b.logits_in_page(page, mnist.test_images)
+    model = runtime.open_model(INT8, "cpu", quiet=True, reference=True)
+    reference = model.logits(images_to_pixels(mnist.test_images))
+    agreement = (web.argmax(1) == reference.argmax(1)).mean()
+    accuracy = (web.argmax(1) == mnist.test_labels).mean()
+    recorded = float(model.metadata["edgemnist.accuracy.int8"])
+    assert agreement >= Thresholds.reference_min_agreement, agreement
+    assert abs(accuracy - recorded) * 100 <= Thresholds.verify_max_drop_pp, (accuracy, recorded)
+    assert console.errors == []
+
+
+CLASSIFY_FILES = """async (names) => {
+  const out = [];
+  for (const name of names) {
+    try {
+      const r = await window.edgemnist.classifyBlob(await (await fetch('/files/' + name)).blob());
+      out.push({label: r.label, pixels: Array.from(r.pixels)});
+    } catch (e) { out.push({error: e.message}); }
+  }
+  return out;
+}"""
+
+
+def classify_files_in_page(page, paths: list[Path]) -> list[dict]:
+    blobs = {p.name: p.read_bytes() for p in paths}
+    page.route("**/files/*", lambda route: route.fulfill(body=blobs[route.request.url.rsplit("/", 1)[1]]))
+    return page.evaluate(CLASSIFY_FILES, [p.name for p in paths])
+
+
+def pad_bitmaps(images: np.ndarray, rng: np.random.Generator, out: Path) -> list[Path]:
+    """MNIST digits as a drawing pad holds them: dark ink on a white 280x280 PNG, anywhere, any size."""
+    paths = []
+    for i, digit in enumerate(images):
+        side = int(rng.integers(90, 240))
+        ink = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), np.float32) / 255
+        canvas = np.ones((280, 280), np.float32)
+        y, x = rng.integers(0, 280 - side, size=2)
+        canvas[y : y + side, x : x + side] -= ink
+        path = out / f"pad{i:03d}.png"
+        Image.fromarray(np.round(np.clip(canvas, 0, 1) * 255).astype(np.uint8)).convert("RGB").save(path)
+        paths.append(path)
+    return paths
+
+
+def test_page_preprocessing_matches_preprocess_py(int8_page, mnist, tmp_path):
+    page, console = int8_page
+    rng = np.random.default_rng(7)
+    paths = pad_bitmaps(mnist.test_images[rng.choice(10000, 40, replace=False)], rng, tmp_path)
+    model = runtime.open_model(INT8, "cpu", quiet=True)
+    for path, r in zip(paths, classify_files_in_page(page, paths)):
+        python = to_mnist(load_gray(path))
+        assert np.abs(np.array(r["pixels"], np.float32).reshape(28, 28) - python).mean() <= 0.01, path.name
+        assert r["label"] == int(model.logits(python[None, None]).argmax()), path.name
+    assert console.errors == []
+
+
+def test_photos_dropped_on_the_page_get_infers_answer(int8_page, mnist, tmp_path):
+    from edgemnist import infer
+
+    page, console = int8_page
+    paths, labels, _ = realworld.build(mnist.test_images, mnist.test_labels, 300, tmp_path, seed=11)
+    python = infer.classify(runtime.open_model(INT8, "cpu", quiet=True), paths)
+    web = classify_files_in_page(page, [Path(p) for p in paths])
+    agree = np.mean([w.get("label", -1) == p.get("label", -2) for w, p in zip(web, python)])
+    assert agree >= 0.98, agree
+    assert console.errors == []
+
+
+# Digits drawn stroke by stroke, in pad coordinates 0..1.
+DIGITS = {
+    1: [[(0.52, 0.15), (0.5, 0.85)]],
+    7: [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]],
+    0: [[(0.5 + 0.22 * np.sin(t), 0.5 - 0.33 * np.cos(t)) for t in np.linspace(0, 2 * np.pi, 25)]],
+    4: [[(0.35, 0.15), (0.3, 0.58), (0.74, 0.58)], [(0.62, 0.3), (0.62, 0.88)]],
+    2: [[(0.3, 0.3), (0.4, 0.18), (0.55, 0.16), (0.67, 0.25), (0.66, 0.4), (0.3, 0.82), (0.74, 0.82)]],
+}
+
+
+def draw(page, strokes):
+    box = page.locator("#pad").bounding_box()
+    at = lambda p: (box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"])  # noqa: E731
+    for stroke in strokes:
+        page.mouse.move(*at(stroke[0]))
+        page.mouse.down()
+        for p in stroke[1:]:
+            page.mouse.move(*at(p), steps=6)
+        page.mouse.up()
+
+
+def settled_label(page) -> int:
+    """The label the page shows once it has answered for the final drawing."""
+    page.wait_for_function("document.getElementById('label').dataset.label !== ''")
+    time.sleep(0.3)  # a live classification may still be in flight; the page runs the latest drawing last
+    return int(page.locator("#label").get_attribute("data-label"))
+
+
+def test_drawing_with_pointer_events(browser, sites, tmp_path):
+    with b.served(sites["int8"]) as url:
+        page, console = b.open_page(browser, url, viewport={"width": 900, "height": 800})
+        model = runtime.open_model(INT8, "cpu", quiet=True)
+        for digit, strokes in DIGITS.items():
+            page.keyboard.press("Escape")
+            assert page.locator("#label").inner_text() == "–"
+            draw(page, strokes)
+            shown = settled_label(page)
+            assert shown == digit, f"drew {digit}, page says {shown}"
+            bars = page.locator("#bars li")
+            p = np.array([float(bars.nth(d).get_attribute("data-p")) for d in range(10)])
+            assert abs(p.sum() - 1) < 1e-4 and p.argmax() == digit
+            assert bars.nth(digit).get_attribute("class") == "top"
+            # the pad's bitmap through preprocess.py: the same label, the same 28x28 image
+            png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+            path = tmp_path / f"drawn{digit}.png"
+            path.write_bytes(__import__("base64").b64decode(png.split(",", 1)[1]))
+            python = to_mnist(load_gray(path))
+            seen = np.array(page.evaluate(
+                "(async () => Array.from((await window.edgemnist.classifyImageData(document.getElementById('pad')"
+                ".getContext('2d').getImageData(0, 0, 280, 280))).pixels))()"), np.float32).reshape(28, 28)
+            assert np.abs(seen - python).mean() <= 0.01
+            assert int(model.logits(python[None, None]).argmax()) == digit
+            page.screenshot(path=tmp_path / f"drawn{digit}-page.png")
+        assert console.errors == []
+        page.context.close()
+
+
+def test_bad_input_in_the_page(int8_page, tmp_path):
+    page, console = int8_page
+    page.keyboard.press("Escape")
+    assert "Draw a digit" in page.locator("#message").inner_text()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 100)
+    page.set_input_files("#file", str(broken))
+    page.wait_for_function("document.getElementById('message').textContent.includes('cannot decode')")
+    huge = tmp_path / "huge.png"
+    Image.new("L", (8000, 6000), 255).save(huge)  # 48 MP, a few kB of PNG
+    page.set_input_files("#file", str(huge))
+    page.wait_for_function("document.getElementById('message').textContent.includes('larger than 40 MP')")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (300, 300), (255, 255, 255)).save(blank)
+    page.set_input_files("#file", str(blank))
+    page.wait_for_function("document.getElementById('message').textContent.includes('No digit found')")
+    assert page.locator("#label").inner_text() == "–"
+    assert console.errors == []
+
+
+def test_the_page_loads_nothing_from_elsewhere(int8_page):
+    page, console = int8_page
+    origin = page.url.split("/", 3)[:3]
+    assert console.requests and all(u.split("/", 3)[:3] == origin or u.startswith(("data:", "blob:")) for u in console.requests)
+
+
+def test_phone_sized_viewport(browser, sites):
+    with b.served(sites["int8"]) as url:
+        page, console = b.open_page(browser, url, viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        pad = page.locator("#pad").bounding_box()
+        assert pad["width"] >= 300 and pad["x"] >= 0 and pad["x"] + pad["width"] <= 390
+        page.context.close()
+    assert console.errors == []
