@@ -144,15 +144,20 @@ def test_fp32_in_the_browser_matches_python_on_all_10000(browser, sites, mnist):
     assert console.errors == []
 
 
-def test_int8_in_the_browser_matches_the_reference_semantics(int8_page, mnist):
-    page, console = int8_page
-    web = b.logits_in_page(page, mnist.test_images)
+@pytest.mark.parametrize("kernels", ["reference", "fused"])
+def test_int8_in_the_browser_matches_the_reference_semantics(browser, sites, mnist, kernels):
+    with b.served(sites["int8"]) as url:
+        page, console = b.open_page(browser, url + ("?int8=fused" if kernels == "fused" else ""))
+        assert page.evaluate("window.edgemnist.int8Kernels") == kernels
+        web = b.logits_in_page(page, mnist.test_images)
+        page.context.close()
     model = runtime.open_model(INT8, "cpu", quiet=True, reference=True)
     reference = model.logits(images_to_pixels(mnist.test_images))
     agreement = (web.argmax(1) == reference.argmax(1)).mean()
     accuracy = (web.argmax(1) == mnist.test_labels).mean()
     recorded = float(model.metadata["edgemnist.accuracy.int8"])
     assert agreement >= Thresholds.reference_min_agreement, agreement
+    assert np.abs(web - reference).max() <= Thresholds.reference_max_abs_dlogit
     assert abs(accuracy - recorded) * 100 <= Thresholds.verify_max_drop_pp, (accuracy, recorded)
     assert console.errors == []
 

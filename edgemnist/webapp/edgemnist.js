@@ -9,7 +9,13 @@
 //   classifyBlob(blob)            an image file's bytes (File, Blob) -> the same, decoded by the browser and
 //                                 reduced as `infer` does; rejects with PreprocessError (message for people)
 //
+//   int8Kernels                   "reference" (default) or "fused" (page URL ?int8=fused): how an int8 model runs
+//
 // onnxruntime-web's WebAssembly-only entry, one thread, loaded from this site (never a CDN).
+// int8 models: by default the session folds the weights' DequantizeLinear into fp32 constants at load
+// (session.disable_quant_qdq) and computes in fp32 between the activations' Q/DQ pairs: the model's
+// reference semantics, and 2x faster at batch 1 in WebAssembly than the fused integer kernels (QGemm),
+// which win only at large batches (benchmarks/web_bench.py). The download stays the int8 file.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 import { preprocess, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
 
@@ -18,6 +24,7 @@ ort.env.wasm.wasmPaths = { wasm: new URL("./ort/ort-wasm-simd-threaded.wasm", im
 ort.env.logLevel = "error";
 
 const SIDE = 28 * 28, CLASSES = 10;
+const int8Kernels = new URLSearchParams(location.search).get("int8") === "fused" ? "fused" : "reference";
 
 export function softmax(logits) {
   const max = Math.max(...logits);
@@ -33,6 +40,7 @@ async function load() {
   const session = await ort.InferenceSession.create(new URL("./model.onnx", import.meta.url).href, {
     executionProviders: ["wasm"],
     graphOptimizationLevel: "all",
+    extra: { session: { disable_quant_qdq: int8Kernels === "reference" ? "1" : "0" } },
   });
   return { facts, session };
 }
@@ -119,6 +127,7 @@ export const api = {
   decodeBlob,
   PreprocessError,
   onnxruntimeWeb: ort.env.versions?.web ?? null,
+  int8Kernels,
   classes: CLASSES,
 };
 let facts = null;
