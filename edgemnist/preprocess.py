@@ -21,6 +21,9 @@ MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompress
 WORK_SIDE = 512  # larger images are reduced to about this before the pixel work
 BOX, FRAME = 20, contract.IMAGE_SIZE  # MNIST: digit fitted in 20x20, centred by mass in 28x28
 MNIST_STROKE = 2.2  # typical MNIST stroke width in pixels of the 28x28 frame
+BACKGROUND_SIDE = 64  # the background field is estimated on a reduction to about this size
+COMPONENT_SIDE = 128  # specks and ruled lines are found on a max-pooled mask of at most this size
+MIN_PART = 0.08  # a component with less ink than this share of the largest one is a speck
 
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own guard, at our limit
@@ -102,19 +105,104 @@ def is_mnist_form(gray: np.ndarray) -> bool:
     return gray.shape == (FRAME, FRAME) and _border_level(gray) < 0.1
 
 
+def background_field(x: np.ndarray) -> np.ndarray:
+    """The slowly varying background under light ink (shadows, a lamp's gradient, vignetting, tinted
+    paper): a grey-level opening (min then max filter) wider than any stroke, computed on a block-mean
+    reduction to about 64 px and brought back with bilinear interpolation."""
+    h, w = x.shape
+    f = max(1, max(h, w) // BACKGROUND_SIDE)
+    sh, sw = h // f, w // f
+    small = x[: sh * f, : sw * f].reshape(sh, f, sw, f).mean(axis=(1, 3), dtype=np.float32)
+    k = max(3, min(sh, sw) // 4 | 1)
+    return _upsample(_extreme(_extreme(small, k, np.min), k, np.max), h, w)
+
+
+def _extreme(a: np.ndarray, k: int, reduce) -> np.ndarray:
+    """Pillow's MinFilter/MaxFilter(k) (square window, border replicated), as a row then a column pass."""
+    m = k // 2
+    rows = reduce(np.lib.stride_tricks.sliding_window_view(np.pad(a, ((0, 0), (m, m)), mode="edge"), k, axis=1), axis=-1)
+    return reduce(np.lib.stride_tricks.sliding_window_view(np.pad(rows, ((m, m), (0, 0)), mode="edge"), k, axis=0), axis=-1)
+
+
+def _upsample(small: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Bilinear, pixel centres aligned, edges clamped."""
+    def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, n_in - 1)
+        return lo, hi, (pos - lo).astype(np.float32)
+
+    (y0, y1, ty), (x0, x1, tx) = axis(h, small.shape[0]), axis(w, small.shape[1])
+    rows = small[y0] * (1 - ty)[:, None] + small[y1] * ty[:, None]
+    return rows[:, x0] * (1 - tx) + rows[:, x1] * tx
+
+
 def normalize_ink(gray: np.ndarray) -> np.ndarray:
-    """-> ink in (0, 1] on a 0 background; polarity from the border; texture and noise removed."""
-    background = _border_level(gray)
-    x = 1.0 - gray if background > 0.5 else gray.copy()
-    background = min(background, 1.0 - background)
+    """-> ink in (0, 1] on a 0 background; polarity from the border; uneven lighting, paper texture
+    and noise removed."""
+    x = 1.0 - gray if _border_level(gray) > 0.5 else gray.copy()
+    x = x - background_field(x)
+    background = max(_border_level(x), 0.0)
     ink = float(np.percentile(x, 99.9))  # thin strokes on a large canvas cover well under 1% of it
     if ink - background < 0.15:
         raise PreprocessError("no digit found (blank or featureless image)")
     x = np.clip((x - background) / (ink - background), 0.0, 1.0)
-    if min(x.shape) >= 56:  # speckle noise; a median filter would erase strokes of tiny images
-        x = np.array(Image.fromarray(x, mode="F").filter(ImageFilter.MedianFilter(3)))
+    rules = np.sort(x, axis=1)[:, x.shape[1] // 2]  # a row's median: a ruled line crosses the whole page,
+    rules[rules >= 0.5] = 0.0  # a digit does not, unless it fills the width (then it is ink, not a faint line)
+    x = np.maximum(x - rules[:, None], 0.0)
     x[x < 0.25] = 0.0  # paper texture, JPEG ringing, faint shadows
-    return x
+    return keep_digit(x)
+
+
+def keep_digit(x: np.ndarray) -> np.ndarray:
+    """Erase what is not part of the digit: specks (components with under MIN_PART of the largest
+    one's ink) and ruled lines (a flat component at least half the image wide), found on a
+    max-pooled mask of at most COMPONENT_SIDE px so a large photo costs no more than a small one."""
+    h, w = x.shape
+    f = -(-max(h, w) // COMPONENT_SIDE)
+    ph, pw = -(-h // f), -(-w // f)
+    padded = np.zeros((ph * f, pw * f), np.float32)
+    padded[:h, :w] = x
+    blocks = padded.reshape(ph, f, pw, f)
+    mass = blocks.sum(axis=(1, 3))
+    labels, boxes = _components(mass > 0)
+    if len(boxes) <= 1:
+        return x
+    ink = np.array([mass[labels == i + 1].sum() for i in range(len(boxes))])
+    keep = ink >= MIN_PART * ink.max()
+    for i, (top, left, bottom, right) in enumerate(boxes):
+        if right - left + 1 >= pw / 2 and bottom - top + 1 <= max(1, ph // 25) and keep.sum() > 1:
+            keep[i] = False  # a ruled line
+    if keep.all():
+        return x
+    pooled_keep = np.isin(labels, np.flatnonzero(keep) + 1)
+    full = np.repeat(np.repeat(pooled_keep, f, axis=0), f, axis=1)[:h, :w]
+    return np.where(full, x, np.float32(0))
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """8-connected components of a small boolean mask: labels (1..n, 0 = background) and each
+    component's bounding box (top, left, bottom, right), in raster order of their first pixel."""
+    h, w = mask.shape
+    labels = np.zeros((h, w), np.int32)
+    boxes = []
+    for start in np.flatnonzero(mask):
+        y, x = divmod(int(start), w)
+        if labels[y, x]:
+            continue
+        n = len(boxes) + 1
+        labels[y, x] = n
+        stack, box = [(y, x)], [y, x, y, x]
+        while stack:
+            cy, cx = stack.pop()
+            box = [min(box[0], cy), min(box[1], cx), max(box[2], cy), max(box[3], cx)]
+            for ny in range(max(cy - 1, 0), min(cy + 2, h)):
+                for nx in range(max(cx - 1, 0), min(cx + 2, w)):
+                    if mask[ny, nx] and not labels[ny, nx]:
+                        labels[ny, nx] = n
+                        stack.append((ny, nx))
+        boxes.append(tuple(box))
+    return labels, boxes
 
 
 def _stroke_width(mask: np.ndarray) -> float:

@@ -14,20 +14,28 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from conftest import cli
 from edgemnist.training import parity
 from edgemnist.training import quantize as q
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import QuantSettings, Thresholds
+from edgemnist.training.calibrate import calibrate, fit_temperature
 from edgemnist.training.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
 
 
+def calibrated(checkpoint, mnist):
+    """The checkpoint as `export` makes it: the temperature fitted on its held-out images folded in."""
+    model, ckpt = load_checkpoint(checkpoint)
+    return calibrate(model, ckpt["train_config"], mnist.train_images, mnist.train_labels)
+
+
 @pytest.fixture(scope="session")
 def reference_report(mnist):
-    model, _ = load_checkpoint(EXPORTED / "mlp.pt")
-    return parity.run(model, mnist.test_images, mnist.test_labels, EXPORTED / "mlp.onnx", EXPORTED / "mlp.int8.onnx")
+    model, fitted = calibrated(EXPORTED / "mlp.pt", mnist)
+    return parity.run(model, mnist.test_images, mnist.test_labels, EXPORTED / "mlp.onnx", EXPORTED / "mlp.int8.onnx") | {"calibration": fitted}
 
 
 @pytest.fixture(params=["session", "reference"])
@@ -105,6 +113,44 @@ def test_files_are_self_contained_checked_and_carry_metadata(case):
             assert q["weight_bits"] == 7 and q["saturation_free"] is True and q["worst_pair_sum"] <= 32767
             assert float(meta["edgemnist.accuracy.int8_reference"]) == pytest.approx(r["int8"]["reference"]["accuracy"], abs=1e-6)
             assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+
+
+def test_probabilities_are_calibrated(case):
+    """Expected calibration error (15 bins) on the 10,000 test images <= 0.5% for fp32 and int8, with
+    the temperature fitted on held-out training images; the metadata says what was measured."""
+    r, _ = case
+    assert r["calibration"]["temperature"] < 1 and "held-out training images" in r["calibration"]["fitted_on"]
+    assert r["torch"]["calibration"]["ece"] == pytest.approx(r["fp32"]["calibration"]["ece"], abs=1e-4)
+    for precision in ("fp32", "int8"):
+        assert r[precision]["calibration"]["bins"] == 15 and r[precision]["calibration"]["ece"] <= 0.005, precision
+        if "path" in r[precision]:
+            meta = {p.key: p.value for p in onnx.load(r[precision]["path"]).metadata_props}
+            cal = json.loads(meta["edgemnist.calibration"])
+            assert cal["temperature"] == pytest.approx(r["calibration"]["temperature"], rel=1e-9)
+            assert cal["ece_test"] == pytest.approx(r[precision]["calibration"]["ece"], abs=1e-6)
+            assert cal["ece_bins"] == 15 and cal["not_sure_below"] == 0.6
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    rng = np.random.default_rng(0)
+    true = rng.normal(0, 3, (20000, 10))
+    labels = np.array([rng.choice(10, p=np.exp(z - z.max()) / np.exp(z - z.max()).sum()) for z in true])
+    assert fit_temperature(true * 2.5, labels) == pytest.approx(2.5, rel=0.03)
+    assert fit_temperature(true, labels) == pytest.approx(1.0, rel=0.03)
+
+
+def test_export_without_held_out_images_needs_no_temperature(trained, tmp_path):
+    import torch
+
+    ckpt = torch.load(trained[0], weights_only=True)
+    ckpt["train_config"]["holdout"] = 0
+    torch.save(ckpt, tmp_path / "all.pt")
+    r = cli("export", str(tmp_path / "all.pt"), "--out", str(tmp_path / "all.onnx"), "--no-quantize")
+    assert r.returncode == 2 and "--no-temperature" in r.stderr and not (tmp_path / "all.onnx").exists()
+    r = cli("export", str(tmp_path / "all.pt"), "--out", str(tmp_path / "all.onnx"), "--no-quantize", "--no-temperature", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["calibration"] == {"temperature": 1.0, "fitted_on": None}
 
 
 def test_reference_int8_figures():
@@ -229,7 +275,7 @@ def test_other_quantization_settings_pass_the_gate(trained, tmp_path, method, pe
 @pytest.mark.cuda
 @pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(), reason="needs CUDAExecutionProvider")
 def test_parity_on_cuda_execution_provider(trained, mnist):
-    model, _ = load_checkpoint(trained[0])
+    model, _ = calibrated(trained[0], mnist)
     exported_dir = trained[0].parent
     r = parity.run(model, mnist.test_images, mnist.test_labels, exported_dir / "mlp.onnx", exported_dir / "mlp.int8.onnx",
                    parity.Thresholds(fp32_max_abs_dlogit=1e-3), provider="cuda")

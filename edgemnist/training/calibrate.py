@@ -63,7 +63,7 @@ def calibrate(model: MLP, train_config: dict, images: np.ndarray, labels: np.nda
     holdout = int(train_config.get("holdout", 0))
     if holdout == 0:
         raise UserError("the checkpoint has no held-out training images to fit the confidence temperature on "
-                        "(trained with --holdout 0, or by an edgemnist that held none out): retrain, or export with --no-calibrate")
+                        "(trained with --holdout 0, or by an edgemnist that held none out): retrain, or export with --no-temperature")
     _, idx = data.holdout_split(len(labels), holdout, int(train_config["seed"]))
     logits = predict(model, torch.from_numpy(images_to_pixels(images[idx]))).numpy()
     temperature = fit_temperature(logits, labels[idx])

@@ -5,6 +5,7 @@
 export const BOX = 20, FRAME = 28;
 export const MNIST_STROKE = 2.2;
 export const WORK_SIDE = 512;
+export const BACKGROUND_SIDE = 64, COMPONENT_SIDE = 128, MIN_PART = 0.08;
 export const MAX_PIXELS = 40_000_000;
 
 export class PreprocessError extends Error {}
@@ -45,6 +46,25 @@ export function toGray(imageData) {
   return out;
 }
 
+// The k-th smallest value (0-based) of a copy of `values`: Hoare's selection, O(n).
+function kth(values, k) {
+  const a = Float32Array.from(values);
+  let lo = 0, hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = a[(lo + hi) >> 1];
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) { const t = a[i]; a[i] = a[j]; a[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return a[k];
+  }
+  return a[k];
+}
+
 function borderLevel(g) {
   const { w, h, a } = g;
   const k = Math.max(1, Math.floor(Math.min(w, h) / 20));
@@ -53,52 +73,138 @@ function borderLevel(g) {
   for (let y = h - k; y < h; y++) for (let x = 0; x < w; x++) ring.push(a[y * w + x]);
   for (let y = 0; y < h; y++) for (let x = 0; x < k; x++) ring.push(a[y * w + x]);
   for (let y = 0; y < h; y++) for (let x = w - k; x < w; x++) ring.push(a[y * w + x]);
-  const sorted = Float32Array.from(ring).sort();
-  return sorted[sorted.length >> 1];
+  return kth(ring, ring.length >> 1);
 }
 
 export function isMnistForm(g) {
   return g.w === FRAME && g.h === FRAME && borderLevel(g) < 0.1;
 }
 
-function percentile(a, q) {
-  const s = Float32Array.from(a).sort();
-  const pos = (q / 100) * (s.length - 1);
+function percentile(a, q) { // numpy's default (linear) method
+  const pos = (q / 100) * (a.length - 1);
   const lo = Math.floor(pos), t = pos - lo;
-  if (lo + 1 >= s.length) return s[lo];
-  return t >= 0.5 ? s[lo + 1] - (s[lo + 1] - s[lo]) * (1 - t) : s[lo] + (s[lo + 1] - s[lo]) * t;
+  const below = kth(a, lo);
+  if (lo + 1 >= a.length) return below;
+  const above = kth(a, lo + 1);
+  return t >= 0.5 ? above - (above - below) * (1 - t) : below + (above - below) * t;
 }
 
-// Pillow's RankFilter (MedianFilter, MaxFilter, MinFilter) with the border replicated.
-function rankFilter(g, size, rank) {
-  const { w, h, a } = g, m = size >> 1;
-  const out = gray(w, h), win = new Float32Array(size * size);
+// Pillow's MaxFilter / MinFilter (a size x size window, the border replicated), done as a row pass
+// then a column pass: the same result, O(size) instead of O(size^2) per pixel.
+function extremeFilter(g, size, isMax) {
+  const { w, h } = g, m = size >> 1, rows = new Float32Array(w * h), out = gray(w, h);
+  for (let y = 0; y < h; y++) {
+    const o = y * w;
+    for (let x = 0; x < w; x++) {
+      let v = g.a[o + Math.max(0, x - m)];
+      for (let d = -m + 1; d <= m; d++) {
+        const u = g.a[o + Math.min(w - 1, Math.max(0, x + d))];
+        v = isMax ? (u > v ? u : v) : (u < v ? u : v);
+      }
+      rows[o + x] = v;
+    }
+  }
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      let n = 0;
-      for (let dy = -m; dy <= m; dy++) {
-        const yy = Math.min(h - 1, Math.max(0, y + dy)) * w;
-        for (let dx = -m; dx <= m; dx++) win[n++] = a[yy + Math.min(w - 1, Math.max(0, x + dx))];
+      let v = rows[Math.max(0, y - m) * w + x];
+      for (let d = -m + 1; d <= m; d++) {
+        const u = rows[Math.min(h - 1, Math.max(0, y + d)) * w + x];
+        v = isMax ? (u > v ? u : v) : (u < v ? u : v);
       }
-      if (rank === size * size - 1) { let v = win[0]; for (let i = 1; i < n; i++) v = Math.max(v, win[i]); out.a[y * w + x] = v; }
-      else if (rank === 0) { let v = win[0]; for (let i = 1; i < n; i++) v = Math.min(v, win[i]); out.a[y * w + x] = v; }
-      else out.a[y * w + x] = win.sort()[rank];
+      out.a[y * w + x] = v;
+    }
+  }
+  return out;
+}
+const maxFilter = (g, size) => extremeFilter(g, size, true);
+const minFilter = (g, size) => extremeFilter(g, size, false);
+
+// The slowly varying background under light ink (preprocess.background_field): a grey-level opening
+// on a block-mean reduction to about 64 px, brought back with bilinear interpolation.
+function backgroundField(x) {
+  const { w, h } = x, f = Math.max(1, Math.floor(Math.max(h, w) / BACKGROUND_SIDE));
+  const sw = Math.floor(w / f), sh = Math.floor(h / f), small = gray(sw, sh);
+  for (let y = 0; y < sh; y++) for (let c = 0; c < sw; c++) {
+    let s = 0;
+    for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++) s += x.a[(y * f + dy) * w + c * f + dx];
+    small.a[y * sw + c] = s / (f * f);
+  }
+  const k = Math.max(3, Math.floor(Math.min(sh, sw) / 4) | 1);
+  const opened = maxFilter(minFilter(small, k), k);
+  return upsample(opened, h, w);
+}
+
+function upsample(g, h, w) {
+  const axis = (nOut, nIn) => Array.from({ length: nOut }, (_, i) => {
+    const pos = Math.min(nIn - 1, Math.max(0, (i + 0.5) * (nIn / nOut) - 0.5));
+    const lo = Math.floor(pos);
+    return [lo, Math.min(lo + 1, nIn - 1), pos - lo];
+  });
+  const ys = axis(h, g.h), xs = axis(w, g.w), out = gray(w, h);
+  for (let y = 0; y < h; y++) {
+    const [y0, y1, ty] = ys[y];
+    for (let x = 0; x < w; x++) {
+      const [x0, x1, tx] = xs[x];
+      const top = g.a[y0 * g.w + x0] * (1 - ty) + g.a[y1 * g.w + x0] * ty;
+      const bottom = g.a[y0 * g.w + x1] * (1 - ty) + g.a[y1 * g.w + x1] * ty;
+      out.a[y * w + x] = top * (1 - tx) + bottom * tx;
     }
   }
   return out;
 }
 
 export function normalizeInk(g) {
-  let background = borderLevel(g);
-  const x = gray(g.w, g.h);
-  for (let i = 0; i < x.a.length; i++) x.a[i] = background > 0.5 ? 1 - g.a[i] : g.a[i];
-  background = Math.min(background, 1 - background);
-  const ink = percentile(x.a, 99.9);
+  const x = gray(g.w, g.h), invert = borderLevel(g) > 0.5;
+  for (let i = 0; i < x.a.length; i++) x.a[i] = invert ? 1 - g.a[i] : g.a[i];
+  const field = backgroundField(x);
+  for (let i = 0; i < x.a.length; i++) x.a[i] -= field.a[i];
+  const background = Math.max(borderLevel(x), 0);
+  const ink = percentile(x.a, 99.9); // thin strokes on a large canvas cover well under 1% of it
   if (ink - background < 0.15) throw new PreprocessError("no digit found (blank or featureless image)");
   for (let i = 0; i < x.a.length; i++) x.a[i] = Math.min(1, Math.max(0, (x.a[i] - background) / (ink - background)));
-  const y = Math.min(x.w, x.h) >= 56 ? rankFilter(x, 3, 4) : x;
-  for (let i = 0; i < y.a.length; i++) if (y.a[i] < 0.25) y.a[i] = 0;
-  return y;
+  for (let y = 0; y < x.h; y++) { // a ruled line crosses the whole page: take each row's median off
+    const row = x.a.subarray(y * x.w, (y + 1) * x.w);
+    let rule = kth(row, x.w >> 1);
+    if (rule >= 0.5) rule = 0; // a digit filling the width is ink, not a faint line
+    for (let i = 0; i < row.length; i++) row[i] = Math.max(row[i] - rule, 0);
+  }
+  for (let i = 0; i < x.a.length; i++) if (x.a[i] < 0.25) x.a[i] = 0; // paper texture, JPEG ringing, faint shadows
+  return keepDigit(x);
+}
+
+// Erase specks and ruled lines (preprocess.keep_digit), found on a max-pooled mask.
+function keepDigit(x) {
+  const { w, h } = x, f = Math.ceil(Math.max(h, w) / COMPONENT_SIDE);
+  const pw = Math.ceil(w / f), ph = Math.ceil(h / f), mass = new Float32Array(pw * ph);
+  for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) mass[Math.floor(y / f) * pw + Math.floor(c / f)] += x.a[y * w + c];
+  const labels = new Int32Array(pw * ph), boxes = [], ink = [];
+  for (let start = 0; start < pw * ph; start++) {
+    if (!(mass[start] > 0) || labels[start]) continue;
+    const n = boxes.length + 1, stack = [start], box = [ph, pw, -1, -1];
+    let total = 0;
+    labels[start] = n;
+    while (stack.length) {
+      const p = stack.pop(), cy = Math.floor(p / pw), cx = p % pw;
+      box[0] = Math.min(box[0], cy); box[1] = Math.min(box[1], cx); box[2] = Math.max(box[2], cy); box[3] = Math.max(box[3], cx);
+      total += mass[p];
+      for (let ny = Math.max(cy - 1, 0); ny < Math.min(cy + 2, ph); ny++) for (let nx = Math.max(cx - 1, 0); nx < Math.min(cx + 2, pw); nx++) {
+        const q = ny * pw + nx;
+        if (mass[q] > 0 && !labels[q]) { labels[q] = n; stack.push(q); }
+      }
+    }
+    boxes.push(box);
+    ink.push(total);
+  }
+  if (boxes.length <= 1) return x;
+  const most = Math.max(...ink), keep = ink.map((v) => v >= MIN_PART * most);
+  boxes.forEach(([top, left, bottom, right], i) => {
+    if (right - left + 1 >= pw / 2 && bottom - top + 1 <= Math.max(1, Math.floor(ph / 25)) && keep.filter(Boolean).length > 1) keep[i] = false;
+  });
+  if (keep.every(Boolean)) return x;
+  for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) {
+    if (!keep[labels[Math.floor(y / f) * pw + Math.floor(c / f)] - 1]) x.a[y * w + c] = 0;
+  }
+  return x;
 }
 
 function strokeWidth(g) {
@@ -117,11 +223,8 @@ function strokeWidth(g) {
 
 function adjustStroke(g, scale) {
   const width = strokeWidth(g), target = MNIST_STROKE / scale;
-  if (width < 0.7 * target) {
-    const size = Math.min(pyRound(target - width) | 1, 9); // dilate: MaxFilter
-    return rankFilter(g, size, size * size - 1);
-  }
-  if (width > 2.0 * target) return rankFilter(g, Math.min(pyRound((width - 1.5 * target) / 2) | 1, 9), 0); // erode: MinFilter
+  if (width < 0.7 * target) return maxFilter(g, Math.min(pyRound(target - width) | 1, 9)); // dilate
+  if (width > 2.0 * target) return minFilter(g, Math.min(pyRound((width - 1.5 * target) / 2) | 1, 9)); // erode
   return g;
 }
 
