@@ -355,7 +355,10 @@ def web_serve(
         if not web.is_current(site, model):
             web.build(site, model)
         address = serve.url(server)
-        emit({"url": address, "site": str(site), "model": str(model)}) if json_out else say(f"serving {model} at {address}  (Ctrl-C stops)")
+        if json_out:
+            emit({"url": address, "site": str(site), "model": str(model)})
+        else:
+            say(f"serving {model} at {address}  (Ctrl-C stops)")
         server.serve_forever()
 
 

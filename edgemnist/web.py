@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -25,6 +26,8 @@ import tempfile
 import urllib.request
 from importlib import resources
 from pathlib import Path
+
+import brotli
 
 from edgemnist import UserError, __version__, data, runtime
 from edgemnist.progress import say
@@ -70,8 +73,6 @@ def _tarball(tmp: Path) -> bytes:
 
 def fetch_runtime() -> Path:
     """The directory holding ORT_WEB_FILES and their .gz/.br siblings, filled once per version."""
-    import brotli
-
     target = runtime_dir()
     if all((target / f).is_file() for name in ORT_WEB_FILES for f in (name, name + ".gz", name + ".br")):
         return target
@@ -82,7 +83,7 @@ def fetch_runtime() -> Path:
             raise UserError(f"{PACKAGE}: tarball integrity mismatch (expected {ORT_WEB_INTEGRITY[:24]}…): refusing it", exit_code=1)
         staged = Path(tmp, "files")
         staged.mkdir()
-        with tarfile.open(fileobj=__import__("io").BytesIO(blob)) as tar:
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
             for name in ORT_WEB_FILES:
                 member = tar.extractfile(f"package/dist/{name}")
                 if member is None:
@@ -118,8 +119,6 @@ def model_facts(path: Path) -> dict:
 
 
 def _write_compressed(path: Path) -> None:
-    import brotli
-
     raw = path.read_bytes()
     path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw, 9, mtime=0))
     path.with_name(path.name + ".br").write_bytes(brotli.compress(raw, quality=11))

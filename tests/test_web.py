@@ -261,6 +261,9 @@ def test_drawing_with_pointer_events(browser, sites, tmp_path):
             p = np.array([float(bars.nth(d).get_attribute("data-p")) for d in range(10)])
             assert abs(p.sum() - 1) < 1e-4 and p.argmax() == digit
             assert bars.nth(digit).get_attribute("class") == "top"
+            page.wait_for_timeout(150)  # the bars' width transition
+            track, fill = (bars.nth(digit).locator(c).bounding_box() for c in (".track", ".fill"))
+            assert fill["width"] == pytest.approx(p[digit] * track["width"], abs=2)  # drawn, not just in the DOM
             # the pad's bitmap through preprocess.py: the same label, the same 28x28 image
             png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
             path = tmp_path / f"drawn{digit}.png"

@@ -46,6 +46,8 @@ async function load() {
 }
 
 const loaded = load();
+let facts = null; // the model's facts once loaded
+loaded.then((l) => { facts = l.facts; }, () => {});
 let queue = Promise.resolve(); // one run at a time on the session
 
 async function run(pixels, n) {
@@ -130,6 +132,4 @@ export const api = {
   int8Kernels,
   classes: CLASSES,
 };
-let facts = null;
-loaded.then((l) => { facts = l.facts; }, () => {});
 window.edgemnist = api;
