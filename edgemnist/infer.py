@@ -10,7 +10,7 @@ from PIL import Image
 
 from edgemnist import atomic, contract, runtime
 from edgemnist.preprocess import PreprocessError, preprocess
-from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX, NOT_SURE_BELOW
+from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX
 
 
 def default_model_path() -> Path:
@@ -26,9 +26,9 @@ def classify(
 ) -> list[dict]:
     """One result per path, in order: {"path", "label", "confidence", "sure", "probabilities", "top_k"}
     or {"path", "error"}. Every image is tried; one that fails does not stop the others. `sure` is
-    False below the model's "not sure" confidence (its calibration metadata, else NOT_SURE_BELOW)."""
+    False below the model's "not sure" confidence (`Model.not_sure_below`)."""
     polarity = model.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
-    not_sure_below = model.metadata_json("edgemnist.calibration", {}).get("not_sure_below", NOT_SURE_BELOW)
+    not_sure_below = model.not_sure_below
     results: list[dict | None] = [None] * len(paths)
     pixels, where = [], []
     for i, path in enumerate(paths):

@@ -15,7 +15,7 @@ import onnxruntime as ort
 
 from edgemnist import UserError, contract, first_line
 from edgemnist.progress import say
-from edgemnist.settings import ECE_BINS, PROVIDERS
+from edgemnist.settings import ECE_BINS, NOT_SURE_BELOW, PROVIDERS
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
@@ -79,6 +79,11 @@ class Model:
     def metadata_json(self, key: str, default=None):
         value = self.metadata.get(key)
         return json.loads(value) if value is not None else default
+
+    @property
+    def not_sure_below(self) -> float:
+        """The confidence below which an answer is "not sure": the model's calibration metadata, else NOT_SURE_BELOW."""
+        return float(self.metadata_json("edgemnist.calibration", {}).get("not_sure_below", NOT_SURE_BELOW))
 
 
 def session_options(threads: int | None, *, reference: bool = False) -> ort.SessionOptions:

@@ -91,8 +91,7 @@ def fetch_runtime() -> Path:
                 raw = member.read()
                 (staged / name).write_bytes(raw)
                 say(f"compressing {name} ({len(raw) / 1e6:.1f} MB) …")
-                (staged / f"{name}.gz").write_bytes(gzip.compress(raw, 9, mtime=0))
-                (staged / f"{name}.br").write_bytes(brotli.compress(raw, quality=BROTLI_QUALITY, lgwin=24))
+                _write_compressed(staged / name, BROTLI_QUALITY)
         shutil.rmtree(target, ignore_errors=True)
         staged.rename(target)  # whole or not at all
     return target
@@ -103,37 +102,42 @@ def model_facts(path: Path) -> dict:
     model = runtime.open_model(path, "cpu", quiet=True)
     meta = model.metadata
     accuracy = meta.get(f"edgemnist.accuracy.{meta.get('edgemnist.precision', 'fp32')}")
-    calibration = model.metadata_json("edgemnist.calibration", {})
     return {
         "file": path.name,
         "size_bytes": path.stat().st_size,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": _sha256(path),
         "precision": meta.get("edgemnist.precision", "unknown"),
         "test_accuracy": float(accuracy) if accuracy else None,
         "input": model.metadata_json("edgemnist.input", {}),
         "labels": model.metadata_json("edgemnist.labels", [str(d) for d in range(10)]),
-        "calibration": calibration,
+        "calibration": model.metadata_json("edgemnist.calibration", {}),
+        "not_sure_below": model.not_sure_below,
         "verified_on": model.metadata_json("edgemnist.verified_on", {}),
         "edgemnist_version": meta.get("edgemnist.version"),
     }
 
 
-def _write_compressed(path: Path) -> None:
+def _write_compressed(path: Path, quality: int = 11) -> None:
+    """The .gz and .br siblings of a file."""
     raw = path.read_bytes()
     path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw, 9, mtime=0))
-    path.with_name(path.name + ".br").write_bytes(brotli.compress(raw, quality=11))
+    path.with_name(path.name + ".br").write_bytes(brotli.compress(raw, quality=quality, lgwin=24))
 
 
-def build_info(model: Path) -> dict:
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_info(model_sha256: str) -> dict:
     """What a site is built from; `serve` rebuilds when any of it differs."""
     return {"edgemnist": __version__, "onnxruntime_web": ORT_WEB_VERSION, "integrity": ORT_WEB_INTEGRITY,
-            "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+            "model_sha256": model_sha256,
             "app_sha256": hashlib.sha256(b"".join(_app_file(n).read_bytes() for n in APP_FILES)).hexdigest()}
 
 
 def is_current(site: Path, model: Path) -> bool:
     try:
-        return json.loads((site / "site.json").read_text())["built_from"] == build_info(model)
+        return json.loads((site / "site.json").read_text())["built_from"] == build_info(_sha256(model))
     except (OSError, ValueError, KeyError):
         return False
 
@@ -166,7 +170,7 @@ def build(site: Path, model: Path) -> dict:
         (staging / "ort").mkdir()
         for path in ort_dir.iterdir():
             shutil.copyfile(path, staging / "ort" / path.name)
-        info = {"built_from": build_info(model), "model": str(model)}
+        info = {"built_from": build_info(facts["sha256"]), "model": str(model)}
         (staging / "site.json").write_text(json.dumps(info, indent=1))
         old = site.with_name(f".{site.name}.old")
         shutil.rmtree(old, ignore_errors=True)

@@ -122,7 +122,8 @@ def build(images: np.ndarray, labels: np.ndarray, n: int, out_dir: Path, seed: i
     idx = np.arange(len(images))[part]
     idx = rng.choice(idx, size=n, replace=False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = [] if records is None else records
-    records += [{} for _ in idx]
-    paths = [str(render(images[i], rng, out_dir / f"digit{j:04d}", records[j - n])) for j, i in enumerate(idx)]
+    styles = [{} for _ in idx]
+    paths = [str(render(images[i], rng, out_dir / f"digit{j:04d}", styles[j])) for j, i in enumerate(idx)]
+    if records is not None:
+        records.extend(styles)
     return paths, labels[idx], idx

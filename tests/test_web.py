@@ -4,7 +4,7 @@ preprocessing against preprocess.py, drawing with pointer events, and bad input.
 
 from __future__ import annotations
 
-import io
+import base64
 import json
 import socket
 import subprocess
@@ -267,7 +267,7 @@ def test_drawing_with_pointer_events(browser, sites, tmp_path):
             # the pad's bitmap through preprocess.py: the same label, the same 28x28 image
             png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
             path = tmp_path / f"drawn{digit}.png"
-            path.write_bytes(__import__("base64").b64decode(png.split(",", 1)[1]))
+            path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
             python = to_mnist(load_gray(path))
             seen = np.array(page.evaluate(
                 "(async () => Array.from((await window.edgemnist.classifyImageData(document.getElementById('pad')"

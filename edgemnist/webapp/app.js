@@ -164,7 +164,7 @@ function showFacts(f) {
     ["precision", f.precision],
     ["test accuracy", `${pct(f.test_accuracy)} on the 10,000 MNIST test images`],
     ["size", `${(f.size_bytes / 1024).toFixed(0)} KiB (${f.file})`],
-    ["calibration", f.calibration?.temperature ? `temperature ${f.calibration.temperature.toFixed(3)}, expected calibration error ${pct(f.calibration.ece_test)}; "not sure" below ${pct(f.calibration.not_sure_below ?? 0.6)}` : "none"],
+    ["calibration", f.calibration?.temperature ? `temperature ${f.calibration.temperature.toFixed(3)}, expected calibration error ${pct(f.calibration.ece_test)}; "not sure" below ${pct(f.not_sure_below)}` : "none"],
     ["verified on", f.verified_on?.cpu ? `${f.verified_on.cpu} (${f.verified_on.int8_kernels} int8 kernels), onnxruntime ${f.verified_on.onnxruntime}` : "unknown"],
     ["runtime", `onnxruntime-web ${api.onnxruntimeWeb ?? ""} (WebAssembly, 1 thread)` +
       (f.precision === "int8" ? (api.int8Kernels === "fused" ? ", fused int8 kernels" : ", int8 weights computed in fp32 (reference semantics)") : "")],

@@ -77,11 +77,10 @@ async function classifyImageData(imageData) {
   const logits = await classifyPixels(pixels, 1);
   const probabilities = softmax(logits);
   const label = probabilities.indexOf(Math.max(...probabilities));
-  const notSureBelow = facts.calibration?.not_sure_below ?? 0.6;
   return {
     label,
     confidence: probabilities[label],
-    sure: probabilities[label] >= notSureBelow,
+    sure: probabilities[label] >= facts.not_sure_below,
     probabilities,
     pixels,
     timing: { preprocess_ms: mid - start, model_ms: performance.now() - mid },
