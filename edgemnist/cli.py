@@ -127,7 +127,7 @@ def export(
     method: Annotated[Method, typer.Option(help="int8 quantization method.")] = Method(QuantSettings.method),
     calibration_size: Annotated[int, typer.Option(help="Training images used to calibrate static quantization.")] = QuantSettings.calibration_size,
     calibration_method: Annotated[Calibration, typer.Option(help="Static calibration method.")] = Calibration(QuantSettings.calibration_method),
-    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or one per tensor (per-tensor runs faster at batch 1).")] = QuantSettings.per_channel,
+    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales one per tensor (default: faster at batch 1) or one per output channel.")] = QuantSettings.per_channel,
     weight_bits: Annotated[int, typer.Option(help="7: weights in [-64, 64], the same answers on every CPU (default); 8: full range, exact only on VNNI/AMX/ARM64 CPUs, saturates on AVX2.")] = QuantSettings.weight_bits,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: the exporter's).")] = None,
     max_dlogit: Annotated[float, typer.Option(help="Gate: fp32 max |Δlogit| vs PyTorch.")] = Thresholds.fp32_max_abs_dlogit,
