@@ -48,6 +48,37 @@ FIRST_PREDICTION = """async () => {
   return {label: r.label, ms: performance.now()};
 }"""
 
+PAD_ANSWERS = """async (rounds) => {
+  // digits drawn on a 280x280 pad the way the page's pad holds them (dark ink on white, round pen),
+  // each answered by classifyImageData: preprocessing (the JS port) + one model run
+  const strokes = [
+    [[[70, 56], [210, 56], [126, 238]]],
+    [[[140, 40], [136, 240]]],
+    [[[90, 70], [120, 45], [170, 45], [195, 80], [185, 120], [85, 225], [200, 225]]],
+    [[[95, 40], [85, 160], [205, 160]], [[170, 80], [170, 245]]],
+  ];
+  const c = new OffscreenCanvas(280, 280).getContext('2d', { willReadFrequently: true });
+  const times = [], pre = [];
+  for (let r = 0; r < rounds; r++) {
+    for (const [k, digit] of strokes.entries()) {
+      c.fillStyle = '#fff'; c.fillRect(0, 0, 280, 280);
+      c.strokeStyle = '#000'; c.lineWidth = 14 + (r % 3) * 4; c.lineCap = 'round'; c.lineJoin = 'round';
+      const dx = ((r * 7 + k * 13) % 40) - 20, dy = ((r * 11 + k * 5) % 30) - 15;
+      for (const line of digit) {
+        c.beginPath(); c.moveTo(line[0][0] + dx, line[0][1] + dy);
+        for (const [x, y] of line.slice(1)) c.lineTo(x + dx, y + dy);
+        c.stroke();
+      }
+      const image = c.getImageData(0, 0, 280, 280);
+      const t = performance.now();
+      const answer = await window.edgemnist.classifyImageData(image);
+      times.push(performance.now() - t);
+      pre.push(answer.timing.preprocess_ms);
+    }
+  }
+  return { times, pre };
+}"""
+
 SPEED = """async ([batch, seconds]) => {
   const x = new Float32Array(batch * 784).map((_, i) => (i * 7919 % 256) / 255);
   const run = () => window.edgemnist.classifyPixels(x, batch);
@@ -61,6 +92,14 @@ SPEED = """async ([batch, seconds]) => {
   }
   return means;
 }"""
+
+
+def pad_answers(page, rounds: int) -> dict:
+    """classifyImageData on 280x280 pad drawings: p50/p90 ms per answer, and of its preprocessing."""
+    page.evaluate(PAD_ANSWERS, 3)  # warm-up (JIT)
+    r = page.evaluate(PAD_ANSWERS, rounds)
+    return {"answer_p50_ms": float(np.percentile(r["times"], 50)), "answer_p90_ms": float(np.percentile(r["times"], 90)),
+            "preprocess_p50_ms": float(np.percentile(r["pre"], 50)), "n": len(r["times"])}
 
 
 def cold_load(playwright, url: str) -> dict:
@@ -112,6 +151,7 @@ def main() -> None:
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--pad-only", action="store_true", help="only the per-answer time on the drawing pad")
     args = parser.parse_args()
     if why := b.unavailable():
         sys.exit(why)
@@ -119,6 +159,14 @@ def main() -> None:
 
     report = {"cpu": cpu_info(), "onnxruntime_web": web.ORT_WEB_VERSION, "cold": {}, "rows": []}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as p:
+        site = web.build(Path(tmp, "pad"), MODELS["int8"])["site"]
+        with b.served(Path(site)) as url:
+            chromium = b.launch(p)
+            report["pad"] = pad_answers(b.open_page(chromium, url)[0], rounds=50)
+            chromium.close()
+        if args.pad_only:
+            print(f"{describe(report['cpu'])}; classifyImageData on 280x280 drawings, int8: {report['pad']}")
+            return
         built = {name: web.build(Path(tmp, name), path) for name, path in MODELS.items()}
         report["site_files"] = built["int8"]["files"]
         for name, info in built.items():
@@ -149,6 +197,9 @@ def print_report(r: dict) -> None:
     print("| --- | ---: | ---: | ---: |")
     for name, c in r["cold"].items():
         print(f"| {name} site | {c['bytes_encoded'] / 1e6:.2f} MB | {c['bytes_decoded'] / 1e6:.2f} MB | {c['first_prediction_ms_median']:.0f} ms |")
+    pad = r["pad"]
+    print(f"\nOne answer on a 280x280 drawing (`classifyImageData`, int8, n {pad['n']}): p50 {pad['answer_p50_ms']:.2f} ms, "
+          f"p90 {pad['answer_p90_ms']:.2f} ms; its preprocessing p50 {pad['preprocess_p50_ms']:.2f} ms")
     print("\n| runtime | precision | batch | p50 µs | p90 µs | images/s |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for row in r["rows"]:

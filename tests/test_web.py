@@ -22,7 +22,7 @@ import realworld
 from conftest import ROOT, cli
 from edgemnist import runtime
 from edgemnist.contract import images_to_pixels
-from edgemnist.preprocess import load_gray, to_mnist
+from edgemnist.preprocess import PreprocessError, load_gray, to_mnist
 from edgemnist.settings import Thresholds
 
 pytestmark = pytest.mark.browser
@@ -195,13 +195,34 @@ def pad_bitmaps(images: np.ndarray, rng: np.random.Generator, out: Path) -> list
     return paths
 
 
+def crop_pngs(mnist, n: int, out: Path) -> list[Path]:
+    """Crops of every kind (testkit/realworld.render_crop), re-saved as PNG: lossless, so the page and
+    Pillow decode the same pixels."""
+    paths, _, _ = realworld.build_crops(mnist.test_images, mnist.test_labels, n, out, seed=8)
+    pngs = []
+    for p in map(Path, paths):
+        png = p.with_name(p.stem + "-crop.png")
+        with Image.open(p) as im:
+            im.convert("RGB").save(png)
+        pngs.append(png)
+    return pngs
+
+
 def test_page_preprocessing_matches_preprocess_py(int8_page, mnist, tmp_path):
+    """The JS port against preprocess.py, step for step: pad bitmaps (280 px, reduced 2x) and crops of
+    every kind (tight, touching edges, tiny, blocky, form cells, neighbours' pieces; both polarities)."""
     page, console = int8_page
     rng = np.random.default_rng(7)
     paths = pad_bitmaps(mnist.test_images[rng.choice(10000, 40, replace=False)], rng, tmp_path)
+    paths += crop_pngs(mnist, 60, tmp_path / "crops")
     model = runtime.open_model(INT8, "cpu", quiet=True)
     for path, r in zip(paths, classify_files_in_page(page, paths)):
-        python = to_mnist(load_gray(path))
+        try:
+            python = to_mnist(load_gray(path))
+        except PreprocessError as e:
+            assert r.get("error") == str(e), path.name
+            continue
+        assert "error" not in r, (path.name, r)
         assert np.abs(np.array(r["pixels"], np.float32).reshape(28, 28) - python).mean() <= 0.01, path.name
         assert r["label"] == int(model.logits(python[None, None]).argmax()), path.name
     assert console.errors == []

@@ -88,7 +88,9 @@ async function classifyImageData(imageData) {
 }
 
 // An image file -> ImageData: its size checked from the header before any pixel is decoded (a
-// decompression bomb is refused, as `infer` does), then reduced by an integer factor to about 512 px.
+// decompression bomb is refused, as `infer` does); a large photo is first brought down by an integer
+// factor to about 4 x WORK_SIDE px by the browser (as `infer` decodes a JPEG at reduced scale), and
+// `preprocess` then reduces it to the working size with Pillow's box filter.
 export async function decodeBlob(blob) {
   const url = URL.createObjectURL(blob);
   try {
@@ -98,7 +100,7 @@ export async function decodeBlob(blob) {
     const w = img.naturalWidth, h = img.naturalHeight;
     if (!w || !h) throw new PreprocessError("cannot decode it as an image");
     if (w * h > MAX_PIXELS) throw new PreprocessError(`image larger than ${MAX_PIXELS / 1e6} MP (${w}×${h}): refusing to decode it`);
-    const factor = Math.floor(Math.max(w, h) / WORK_SIDE);
+    const factor = Math.floor(Math.max(w, h) / (4 * WORK_SIDE));
     const size = factor >= 2 ? { resizeWidth: Math.ceil(w / factor), resizeHeight: Math.ceil(h / factor), resizeQuality: "high" } : {};
     let bitmap;
     try {

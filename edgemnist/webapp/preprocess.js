@@ -4,8 +4,8 @@
 
 export const BOX = 20, FRAME = 28;
 export const MNIST_STROKE = 2.2;
-export const WORK_SIDE = 512;
-export const BACKGROUND_SIDE = 64, COMPONENT_SIDE = 128, MIN_PART = 0.08;
+export const WORK_SIDE = 96, MIN_SIDE = 48, FIELD_SIDE = 16;
+export const MIN_PART = 0.08, INK_LEVEL = 0.25;
 export const MAX_PIXELS = 40_000_000;
 
 export class PreprocessError extends Error {}
@@ -19,36 +19,65 @@ export function pyRound(x) {
   return Math.abs(x % 1) === 0.5 ? 2 * Math.round(x / 2) : r;
 }
 
-// ImageData (RGBA bytes) -> gray, as preprocess._to_gray does for a Pillow RGB/RGBA image.
+// preprocess.work_factor: the integer reduction that brings the longer side to about WORK_SIDE.
+export const workFactor = (w, h) => Math.max(1, pyRound(Math.max(w, h) / WORK_SIDE));
+
+// Pillow's Image.reduce(f) of one channel of interleaved bytes (`channel` of `stride`; with `luma`,
+// Pillow's "L" conversion of RGB first): the mean of each f x f block in Pillow's fixed point
+// ((sum + count/2) * floor(2^24 / count) >> 24), partial blocks at the right and bottom edges averaged
+// over the pixels they hold. One pass, block sums in integers.
+function reduceChannel(data, w, h, stride, channel, f, luma) {
+  const ow = Math.ceil(w / f), oh = Math.ceil(h / f), out = new Uint8ClampedArray(ow * oh), sums = new Int32Array(ow);
+  const block = new Int32Array(w);
+  for (let x = 0; x < w; x++) block[x] = Math.floor(x / f);
+  for (let oy = 0; oy < oh; oy++) {
+    sums.fill(0);
+    const y0 = oy * f, y1 = Math.min(h, y0 + f);
+    for (let y = y0; y < y1; y++) {
+      if (luma) for (let x = 0, i = y * w * stride; x < w; x++, i += stride) sums[block[x]] += (data[i] * 19595 + data[i + 1] * 38470 + data[i + 2] * 7471 + 0x8000) >> 16;
+      else for (let x = 0, i = y * w * stride + channel; x < w; x++, i += stride) sums[block[x]] += data[i];
+    }
+    for (let ox = 0; ox < ow; ox++) {
+      const count = (y1 - y0) * (Math.min(w, ox * f + f) - ox * f);
+      out[oy * ow + ox] = Math.floor(((sums[ox] + (count >> 1)) * Math.floor(16777216 / count)) / 16777216);
+    }
+  }
+  return out;
+}
+
+// ImageData (RGBA bytes) -> gray at the working resolution, as preprocess.work_gray does for a Pillow
+// RGB image (luma, then the box reduction) or an RGBA one (reduction, then compositing).
 export function toGray(imageData) {
   const { width: w, height: h, data } = imageData;
-  const out = gray(w, h);
+  const f = workFactor(w, h), ow = Math.ceil(w / f), oh = Math.ceil(h / f), n = ow * oh;
   let minAlpha = 255;
-  for (let i = 3; i < data.length; i += 4) minAlpha = Math.min(minAlpha, data[i]);
-  if (minAlpha / 255 >= 0.99) {
-    // Pillow's "L" conversion of RGB (ITU-R 601-2 luma, fixed point)
-    for (let p = 0, i = 0; p < w * h; p++, i += 4) {
-      out.a[p] = ((data[i] * 19595 + data[i + 1] * 38470 + data[i + 2] * 7471 + 0x8000) >> 16) / 255;
-    }
+  for (let i = 3; i < data.length; i += 4) if (data[i] < minAlpha) minAlpha = data[i];
+  if (minAlpha / 255 >= 0.99) { // Pillow's "L" conversion of RGB (ITU-R 601-2 luma, fixed point), then the reduction
+    const luma = reduceChannel(data, w, h, 4, 0, f, true), out = gray(ow, oh);
+    for (let p = 0; p < n; p++) out.a[p] = luma[p] / 255;
     return out;
   }
+  const [r, g, b, alphas] = [0, 1, 2, 3].map((c) => reduceChannel(data, w, h, 4, c, f, false));
   // transparency: the ink is where the image is opaque; composite onto a contrasting background
-  let weighted = 0, weight = 0;
-  const lum = new Float32Array(w * h), alpha = new Float32Array(w * h);
-  for (let p = 0, i = 0; p < w * h; p++, i += 4) {
-    lum[p] = (data[i] / 255) * 0.299 + (data[i + 1] / 255) * 0.587 + (data[i + 2] / 255) * 0.114;
-    alpha[p] = data[i + 3] / 255;
+  const lum = new Float32Array(n), alpha = new Float32Array(n);
+  let weighted = 0, weight = 0, lowest = 1;
+  for (let p = 0; p < n; p++) {
+    lum[p] = (r[p] / 255) * 0.299 + (g[p] / 255) * 0.587 + (b[p] / 255) * 0.114;
+    alpha[p] = alphas[p] / 255;
     weighted += lum[p] * alpha[p];
     weight += alpha[p];
+    lowest = Math.min(lowest, alpha[p]);
   }
+  const out = gray(ow, oh);
+  if (lowest >= 0.99) { out.a.set(lum); return out; }
   const background = weight > 0 && weighted / weight < 0.5 ? 1 : 0;
-  for (let p = 0; p < w * h; p++) out.a[p] = lum[p] * alpha[p] + background * (1 - alpha[p]);
+  for (let p = 0; p < n; p++) out.a[p] = lum[p] * alpha[p] + background * (1 - alpha[p]);
   return out;
 }
 
 // The k-th smallest value (0-based) of a copy of `values`: Hoare's selection, O(n).
 function kth(values, k) {
-  const a = Float32Array.from(values);
+  const a = ArrayBuffer.isView(values) ? values.slice() : Float64Array.from(values);
   let lo = 0, hi = a.length - 1;
   while (lo < hi) {
     const pivot = a[(lo + hi) >> 1];
@@ -64,33 +93,266 @@ function kth(values, k) {
   }
   return a[k];
 }
+const median = (values) => kth(values, values.length >> 1); // preprocess._median: the upper median
 
-function borderLevel(g) {
-  const { w, h, a } = g;
-  const k = Math.max(1, Math.floor(Math.min(w, h) / 20));
-  const ring = [];
-  for (let y = 0; y < k; y++) for (let x = 0; x < w; x++) ring.push(a[y * w + x]);
-  for (let y = h - k; y < h; y++) for (let x = 0; x < w; x++) ring.push(a[y * w + x]);
-  for (let y = 0; y < h; y++) for (let x = 0; x < k; x++) ring.push(a[y * w + x]);
-  for (let y = 0; y < h; y++) for (let x = w - k; x < w; x++) ring.push(a[y * w + x]);
-  return kth(ring, ring.length >> 1);
+// preprocess._ring: the outer ring, `share` of the shorter side wide (at least one pixel).
+function ring(g, share) {
+  const { w, h, a } = g, k = Math.max(1, Math.trunc(Math.min(w, h) * share)), out = [];
+  for (let y = 0; y < Math.min(k, h); y++) for (let x = 0; x < w; x++) out.push(a[y * w + x]);
+  for (let y = Math.max(0, h - k); y < h; y++) for (let x = 0; x < w; x++) out.push(a[y * w + x]);
+  for (let y = k; y < h - k; y++) for (let x = 0; x < Math.min(k, w); x++) out.push(a[y * w + x]);
+  for (let y = k; y < h - k; y++) for (let x = Math.max(0, w - k); x < w; x++) out.push(a[y * w + x]);
+  return out;
 }
 
 export function isMnistForm(g) {
-  return g.w === FRAME && g.h === FRAME && borderLevel(g) < 0.1;
+  return g.w === FRAME && g.h === FRAME && median(ring(g, 0.05)) < 0.1;
 }
 
-function percentile(a, q) { // numpy's default (linear) method
-  const pos = (q / 100) * (a.length - 1);
-  const lo = Math.floor(pos), t = pos - lo;
-  const below = kth(a, lo);
-  if (lo + 1 >= a.length) return below;
-  const above = kth(a, lo + 1);
-  return t >= 0.5 ? above - (above - below) * (1 - t) : below + (above - below) * t;
+// Bilinear resize, pixel centres aligned, edges clamped (preprocess._bilinear).
+function bilinear(g, h, w) {
+  const axis = (nOut, nIn) => Array.from({ length: nOut }, (_, i) => {
+    const pos = Math.min(nIn - 1, Math.max(0, (i + 0.5) * (nIn / nOut) - 0.5));
+    const lo = Math.floor(pos);
+    return [lo, Math.min(lo + 1, nIn - 1), pos - lo];
+  });
+  const ys = axis(h, g.h), xs = axis(w, g.w), out = gray(w, h);
+  for (let y = 0; y < h; y++) {
+    const [y0, y1, ty] = ys[y];
+    for (let x = 0; x < w; x++) {
+      const [x0, x1, tx] = xs[x];
+      const left = g.a[y0 * g.w + x0] * (1 - ty) + g.a[y1 * g.w + x0] * ty;
+      const right = g.a[y0 * g.w + x1] * (1 - ty) + g.a[y1 * g.w + x1] * ty;
+      out.a[y * w + x] = left * (1 - tx) + right * tx;
+    }
+  }
+  return out;
+}
+
+// preprocess._enlarge_tiny: an 8-32 px crop -> about MIN_SIDE px.
+function enlargeTiny(g) {
+  const f = Math.ceil(MIN_SIDE / Math.max(g.h, g.w));
+  return f < 2 ? g : bilinear(g, g.h * f, g.w * f);
+}
+
+// preprocess.ink_is_dark: the outer 15%'s median against the middle of the 0.1st and 99.9th percentiles.
+export function inkIsDark(g) {
+  const n = g.a.length, k = Math.floor(n / 1000);
+  const lo = kth(g.a, k), hi = kth(g.a, n - 1 - k);
+  return median(ring(g, 0.15)) > (lo + hi) / 2;
+}
+
+// preprocess._otsu: Otsu's threshold of values in [0, 1], 64 bins.
+function otsu(values) {
+  const hist = new Float64Array(64);
+  for (const v of values) hist[Math.min(63, Math.max(0, Math.trunc(v * 64)))]++;
+  let w0 = 0, m0 = 0, total = 0, mean = 0;
+  for (let i = 0; i < 64; i++) { total += hist[i]; mean += hist[i] * (i + 0.5) / 64; }
+  let best = -1, at = 0;
+  for (let i = 0; i < 63; i++) {
+    w0 += hist[i];
+    m0 += hist[i] * (i + 0.5) / 64;
+    const between = (mean * w0 - m0 * total) ** 2 / Math.max(w0 * (total - w0), 1e-12);
+    if (between > best) { best = between; at = i; }
+  }
+  return (at + 1) / 64;
+}
+
+const linspace = (n) => Array.from({ length: n }, (_, i) => (n === 1 ? -1 : -1 + (2 * i) / (n - 1)));
+
+// Solve A x = b (n x n) by Gaussian elimination with partial pivoting; null where |det A| <= 1e-9,
+// the test preprocess.background_field makes (the product of the pivots is the determinant).
+function solve(A, b, n) {
+  const m = A.map((row, i) => [...row, b[i]]);
+  let det = 1;
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(m[r][c]) > Math.abs(m[p][c])) p = r;
+    det *= m[p][c];
+    if (m[p][c] === 0) return null;
+    [m[c], m[p]] = [m[p], m[c]];
+    for (let r = c + 1; r < n; r++) {
+      const f = m[r][c] / m[c][c];
+      for (let k = c; k <= n; k++) m[r][k] -= f * m[c][k];
+    }
+  }
+  if (Math.abs(det) <= 1e-9) return null;
+  const x = new Array(n).fill(0);
+  for (let r = n - 1; r >= 0; r--) {
+    let s = m[r][n];
+    for (let k = r + 1; k < n; k++) s -= m[r][k] * x[k];
+    x[r] = s / m[r][r];
+  }
+  return x;
+}
+
+// preprocess.background_field: a quadratic surface fitted to the paper alone on a block-mean
+// reduction to about FIELD_SIDE px (Otsu's lower class, then what lies within 2.5 noise deviations
+// above the first fit); a plane or a constant where little paper is left.
+function backgroundField(x) {
+  const { w, h } = x;
+  const f = Math.max(1, Math.min(Math.floor(Math.max(h, w) / FIELD_SIDE), h, w));
+  const sh = Math.floor(h / f), sw = Math.floor(w / f), z = new Float64Array(sh * sw);
+  for (let y = 0; y < sh; y++) for (let c = 0; c < sw; c++) {
+    let s = 0;
+    for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++) s += x.a[(y * f + dy) * w + c * f + dx];
+    z[y * sw + c] = s / (f * f);
+  }
+  const us = linspace(sw), vs = linspace(sh), design = new Float64Array(z.length * 6); // rows of 1, u, v, u^2, uv, v^2
+  for (let i = 0; i < z.length; i++) {
+    const u = us[i % sw], v = vs[Math.floor(i / sw)];
+    design.set([1, u, v, u * u, u * v, v * v], i * 6);
+  }
+  const t = otsu(z), paper = new Uint8Array(z.length), resid = new Float64Array(z.length);
+  for (let i = 0; i < z.length; i++) paper[i] = z[i] <= t ? 1 : 0;
+  let coef = [0, 0, 0, 0, 0, 0];
+  for (let iter = 0; iter < 2; iter++) {
+    let n = 0;
+    for (let i = 0; i < z.length; i++) n += paper[i];
+    const terms = n >= Math.max(24, Math.floor(z.length / 4)) ? 6 : n >= 12 ? 3 : 0;
+    let solved = null;
+    if (terms) {
+      const A = Array.from({ length: terms }, () => new Array(terms).fill(0)), b = new Array(terms).fill(0);
+      for (let i = 0; i < z.length; i++) {
+        if (!paper[i]) continue;
+        for (let r = 0; r < terms; r++) {
+          const dr = design[i * 6 + r];
+          b[r] += dr * z[i];
+          for (let c = 0; c < terms; c++) A[r][c] += dr * design[i * 6 + c];
+        }
+      }
+      solved = solve(A, b, terms);
+    }
+    if (!solved) {
+      coef = [n ? median(z.filter((_, i) => paper[i])) : median(z), 0, 0, 0, 0, 0];
+      break;
+    }
+    coef = [...solved, 0, 0, 0, 0, 0, 0].slice(0, 6);
+    let dev = 0;
+    for (let i = 0; i < z.length; i++) {
+      let fit = 0;
+      for (let k = 0; k < 6; k++) fit += design[i * 6 + k] * coef[k];
+      resid[i] = z[i] - fit;
+      if (paper[i]) dev += Math.abs(resid[i]);
+    }
+    const noise = (1.25 * dev) / n + 0.01; // the mean absolute deviation of Gaussian noise is 0.8 sigma
+    for (let i = 0; i < z.length; i++) paper[i] = resid[i] <= 2.5 * noise ? 1 : 0;
+  }
+  const [c0, cu, cv, cuu, cuv, cvv] = coef, fu = linspace(w), fv = linspace(h), out = gray(w, h);
+  for (let y = 0; y < h; y++) {
+    const v = fv[y];
+    for (let c = 0; c < w; c++) {
+      const u = fu[c];
+      out.a[y * w + c] = c0 + cu * u + cuu * u * u + v * (cv + cuv * u) + cvv * v * v;
+    }
+  }
+  return out;
+}
+
+export function normalizeInk(g) {
+  const x = gray(g.w, g.h), invert = inkIsDark(g);
+  for (let i = 0; i < x.a.length; i++) x.a[i] = invert ? 1 - g.a[i] : g.a[i];
+  const field = backgroundField(x);
+  for (let i = 0; i < x.a.length; i++) x.a[i] -= field.a[i];
+  const n = x.a.length, ink = kth(x.a, n - 1 - Math.floor(n / 1000)); // the 99.9th percentile
+  if (ink < 0.15) throw new PreprocessError("no digit found (blank or featureless image)");
+  const gain = 1 / ink;
+  for (let i = 0; i < n; i++) x.a[i] = Math.min(1, Math.max(0, x.a[i] * gain));
+  const k = Math.floor(x.w / 10);
+  for (let y = 0; y < x.h; y++) { // a ruled line crosses the whole width: it lifts even a row's 10th percentile
+    const row = x.a.subarray(y * x.w, (y + 1) * x.w);
+    let rule = kth(row, k);
+    if (rule >= 0.5) rule = 0; // a digit filling the width is ink, not a faint line
+    for (let i = 0; i < row.length; i++) row[i] = Math.max(row[i] - rule, 0);
+  }
+  for (let i = 0; i < n; i++) if (x.a[i] < INK_LEVEL) x.a[i] = 0; // paper texture, JPEG ringing, faint shadows
+  return keepDigit(x);
+}
+
+// 8-connected components of x > 0 (preprocess.components): labels 0..n-1 in raster order of their
+// first pixel (-1 for paper), each component's ink and bounding box [top, left, bottom, right].
+function components(x) {
+  const { w, h, a } = x, labels = new Int32Array(w * h).fill(-1), boxes = [], ink = [];
+  for (let start = 0; start < w * h; start++) {
+    if (!(a[start] > 0) || labels[start] >= 0) continue;
+    const n = boxes.length, stack = [start], box = [h, w, -1, -1];
+    let total = 0;
+    labels[start] = n;
+    while (stack.length) {
+      const p = stack.pop(), cy = Math.floor(p / w), cx = p % w;
+      box[0] = Math.min(box[0], cy); box[1] = Math.min(box[1], cx); box[2] = Math.max(box[2], cy); box[3] = Math.max(box[3], cx);
+      total += a[p];
+      for (let ny = Math.max(cy - 1, 0); ny < Math.min(cy + 2, h); ny++) for (let nx = Math.max(cx - 1, 0); nx < Math.min(cx + 2, w); nx++) {
+        const q = ny * w + nx;
+        if (a[q] > 0 && labels[q] < 0) { labels[q] = n; stack.push(q); }
+      }
+    }
+    boxes.push(box);
+    ink.push(total);
+  }
+  return { labels, boxes, ink };
+}
+
+// preprocess.keep_digit: erase specks, ruled lines, box lines at the edges and neighbours' pieces.
+function keepDigit(x) {
+  edgeLines(x);
+  const { w, h } = x, { labels, boxes, ink } = components(x), n = boxes.length;
+  if (n <= 1) return x;
+  let main = 0;
+  for (let i = 1; i < n; i++) if (ink[i] > ink[main]) main = i;
+  const keep = ink.map((v) => v >= MIN_PART * ink[main]);
+  const flat = boxes.map(([top, left, bottom, right]) => right - left + 1 >= w / 2 && bottom - top + 1 <= Math.max(1, Math.floor(h / 25)));
+  if (keep.filter(Boolean).length > 1) flat.forEach((f, i) => { if (f && i !== main) keep[i] = false; }); // a ruled line
+  const [, mainLeft, , mainRight] = boxes[main];
+  boxes.forEach(([, left, , right], i) => { // a neighbour's piece at the left or right edge
+    const beside = (right < mainLeft && left === 0) || (left > mainRight && right === w - 1);
+    if (beside && ink[i] < 0.5 * ink[main]) keep[i] = false;
+  });
+  if (keep.every(Boolean)) return x;
+  for (let p = 0; p < w * h; p++) if (labels[p] >= 0 && !keep[labels[p]]) x.a[p] = 0;
+  return x;
+}
+
+// preprocess._edge_lines: a form's box lines along the edges (in place).
+function edgeLines(x) {
+  const { w, h, a } = x, rows = new Float64Array(h), cols = new Float64Array(w);
+  for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) if (a[y * w + c] > 0) { rows[y]++; cols[c]++; }
+  for (let y = 0; y < h; y++) rows[y] /= w;
+  for (let c = 0; c < w; c++) cols[c] /= h;
+  if (Math.max(...rows, ...cols) < 0.9) return;
+  const halfWidth = Math.max(1, strokeWidth(x, 0) / 2);
+  for (const [isRows, cover] of [[true, rows], [false, cols]]) {
+    const n = cover.length, edge = Math.max(1, Math.trunc(n * 0.15)), line = [];
+    cover.forEach((v, i) => { if (v >= 0.9) line.push(i); });
+    for (const [band, inside] of [[line.filter((i) => i < edge), 1], [line.filter((i) => i >= n - edge), -1]]) {
+      if (!(band.length > 0 && band.length <= halfWidth)) continue;
+      const after = inside === 1 ? band[band.length - 1] + 1 : band[0] - 1;
+      if (after >= 0 && after < n && cover[after] > 0.5 * Math.min(...band.map((i) => cover[i]))) continue;
+      for (const i of band) {
+        if (isRows) a.fill(0, i * w, (i + 1) * w);
+        else for (let y = 0; y < h; y++) a[y * w + i] = 0;
+      }
+    }
+  }
+}
+
+// Area / half the boundary length of the pixels above `level`: the width of a long stroke.
+function strokeWidth(g, level) {
+  const { w, h, a } = g;
+  let area = 0, inner = 0;
+  const on = (x, y) => a[y * w + x] > level;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!on(x, y)) continue;
+      area++;
+      if ((y === 0 || on(x, y - 1)) && (y === h - 1 || on(x, y + 1)) && (x === 0 || on(x - 1, y)) && (x === w - 1 || on(x + 1, y))) inner++;
+    }
+  }
+  return area / Math.max((area - inner) / 2, 1);
 }
 
 // Pillow's MaxFilter / MinFilter (a size x size window, the border replicated), done as a row pass
-// then a column pass: the same result, O(size) instead of O(size^2) per pixel.
+// then a column pass (preprocess.extreme_filter).
 function extremeFilter(g, size, isMax) {
   const { w, h } = g, m = size >> 1, rows = new Float32Array(w * h), out = gray(w, h);
   for (let y = 0; y < h; y++) {
@@ -116,119 +378,15 @@ function extremeFilter(g, size, isMax) {
   }
   return out;
 }
-const maxFilter = (g, size) => extremeFilter(g, size, true);
-const minFilter = (g, size) => extremeFilter(g, size, false);
-
-// The slowly varying background under light ink (preprocess.background_field): a grey-level opening
-// on a block-mean reduction to about 64 px, brought back with bilinear interpolation.
-function backgroundField(x) {
-  const { w, h } = x, f = Math.max(1, Math.floor(Math.max(h, w) / BACKGROUND_SIDE));
-  const sw = Math.floor(w / f), sh = Math.floor(h / f), small = gray(sw, sh);
-  for (let y = 0; y < sh; y++) for (let c = 0; c < sw; c++) {
-    let s = 0;
-    for (let dy = 0; dy < f; dy++) for (let dx = 0; dx < f; dx++) s += x.a[(y * f + dy) * w + c * f + dx];
-    small.a[y * sw + c] = s / (f * f);
-  }
-  const k = Math.max(3, Math.floor(Math.min(sh, sw) / 4) | 1);
-  const opened = maxFilter(minFilter(small, k), k);
-  return upsample(opened, h, w);
-}
-
-function upsample(g, h, w) {
-  const axis = (nOut, nIn) => Array.from({ length: nOut }, (_, i) => {
-    const pos = Math.min(nIn - 1, Math.max(0, (i + 0.5) * (nIn / nOut) - 0.5));
-    const lo = Math.floor(pos);
-    return [lo, Math.min(lo + 1, nIn - 1), pos - lo];
-  });
-  const ys = axis(h, g.h), xs = axis(w, g.w), out = gray(w, h);
-  for (let y = 0; y < h; y++) {
-    const [y0, y1, ty] = ys[y];
-    for (let x = 0; x < w; x++) {
-      const [x0, x1, tx] = xs[x];
-      const top = g.a[y0 * g.w + x0] * (1 - ty) + g.a[y1 * g.w + x0] * ty;
-      const bottom = g.a[y0 * g.w + x1] * (1 - ty) + g.a[y1 * g.w + x1] * ty;
-      out.a[y * w + x] = top * (1 - tx) + bottom * tx;
-    }
-  }
-  return out;
-}
-
-export function normalizeInk(g) {
-  const x = gray(g.w, g.h), invert = borderLevel(g) > 0.5;
-  for (let i = 0; i < x.a.length; i++) x.a[i] = invert ? 1 - g.a[i] : g.a[i];
-  const field = backgroundField(x);
-  for (let i = 0; i < x.a.length; i++) x.a[i] -= field.a[i];
-  const background = Math.max(borderLevel(x), 0);
-  const ink = percentile(x.a, 99.9); // thin strokes on a large canvas cover well under 1% of it
-  if (ink - background < 0.15) throw new PreprocessError("no digit found (blank or featureless image)");
-  for (let i = 0; i < x.a.length; i++) x.a[i] = Math.min(1, Math.max(0, (x.a[i] - background) / (ink - background)));
-  for (let y = 0; y < x.h; y++) { // a ruled line crosses the whole page: take each row's median off
-    const row = x.a.subarray(y * x.w, (y + 1) * x.w);
-    let rule = kth(row, x.w >> 1);
-    if (rule >= 0.5) rule = 0; // a digit filling the width is ink, not a faint line
-    for (let i = 0; i < row.length; i++) row[i] = Math.max(row[i] - rule, 0);
-  }
-  for (let i = 0; i < x.a.length; i++) if (x.a[i] < 0.25) x.a[i] = 0; // paper texture, JPEG ringing, faint shadows
-  return keepDigit(x);
-}
-
-// Erase specks and ruled lines (preprocess.keep_digit), found on a max-pooled mask.
-function keepDigit(x) {
-  const { w, h } = x, f = Math.ceil(Math.max(h, w) / COMPONENT_SIDE);
-  const pw = Math.ceil(w / f), ph = Math.ceil(h / f), mass = new Float32Array(pw * ph);
-  for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) mass[Math.floor(y / f) * pw + Math.floor(c / f)] += x.a[y * w + c];
-  const labels = new Int32Array(pw * ph), boxes = [], ink = [];
-  for (let start = 0; start < pw * ph; start++) {
-    if (!(mass[start] > 0) || labels[start]) continue;
-    const n = boxes.length + 1, stack = [start], box = [ph, pw, -1, -1];
-    let total = 0;
-    labels[start] = n;
-    while (stack.length) {
-      const p = stack.pop(), cy = Math.floor(p / pw), cx = p % pw;
-      box[0] = Math.min(box[0], cy); box[1] = Math.min(box[1], cx); box[2] = Math.max(box[2], cy); box[3] = Math.max(box[3], cx);
-      total += mass[p];
-      for (let ny = Math.max(cy - 1, 0); ny < Math.min(cy + 2, ph); ny++) for (let nx = Math.max(cx - 1, 0); nx < Math.min(cx + 2, pw); nx++) {
-        const q = ny * pw + nx;
-        if (mass[q] > 0 && !labels[q]) { labels[q] = n; stack.push(q); }
-      }
-    }
-    boxes.push(box);
-    ink.push(total);
-  }
-  if (boxes.length <= 1) return x;
-  const most = Math.max(...ink), keep = ink.map((v) => v >= MIN_PART * most);
-  boxes.forEach(([top, left, bottom, right], i) => {
-    if (right - left + 1 >= pw / 2 && bottom - top + 1 <= Math.max(1, Math.floor(ph / 25)) && keep.filter(Boolean).length > 1) keep[i] = false;
-  });
-  if (keep.every(Boolean)) return x;
-  for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) {
-    if (!keep[labels[Math.floor(y / f) * pw + Math.floor(c / f)] - 1]) x.a[y * w + c] = 0;
-  }
-  return x;
-}
-
-function strokeWidth(g) {
-  const { w, h, a } = g;
-  let area = 0, inner = 0;
-  const on = (x, y) => a[y * w + x] > 0.5;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (!on(x, y)) continue;
-      area++;
-      if ((y === 0 || on(x, y - 1)) && (y === h - 1 || on(x, y + 1)) && (x === 0 || on(x - 1, y)) && (x === w - 1 || on(x + 1, y))) inner++;
-    }
-  }
-  return area / Math.max((area - inner) / 2, 1);
-}
 
 function adjustStroke(g, scale) {
-  const width = strokeWidth(g), target = MNIST_STROKE / scale;
-  if (width < 0.7 * target) return maxFilter(g, Math.min(pyRound(target - width) | 1, 9)); // dilate
-  if (width > 2.0 * target) return minFilter(g, Math.min(pyRound((width - 1.5 * target) / 2) | 1, 9)); // erode
+  const width = strokeWidth(g, 0.5), target = MNIST_STROKE / scale;
+  if (width < 0.7 * target) return extremeFilter(g, Math.min(pyRound(target - width) | 1, 9), true); // dilate
+  if (width > 2.0 * target) return extremeFilter(g, Math.min(pyRound((width - 1.5 * target) / 2) | 1, 9), false); // erode
   return g;
 }
 
-// Pillow's LANCZOS resample of a float image: separable, horizontal pass then vertical.
+// Pillow's LANCZOS resample of a float image (preprocess.lanczos_matrix): separable, horizontal pass then vertical.
 function lanczos(x) {
   if (x <= -3 || x >= 3) return 0;
   const sinc = (t) => (t === 0 ? 1 : Math.sin(Math.PI * t) / (Math.PI * t));
@@ -277,7 +435,7 @@ export function resize(g, outW, outH) {
 
 function crop(g, top, left, h, w) {
   const out = gray(w, h);
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) out.a[y * w + x] = g.a[(top + y) * g.w + left + x];
+  for (let y = 0; y < h; y++) out.a.set(g.a.subarray((top + y) * g.w + left, (top + y) * g.w + left + w), y * w);
   return out;
 }
 
@@ -287,10 +445,10 @@ function pad(g, p) {
   return out;
 }
 
-// Grayscale -> MNIST form: Float32Array(784), light digit on dark.
+// Grayscale (at the working resolution) -> MNIST form: Float32Array(784), light digit on dark.
 export function toMnist(g) {
   if (isMnistForm(g)) return Float32Array.from(g.a);
-  let x = normalizeInk(g);
+  let x = normalizeInk(enlargeTiny(g));
   let top = x.h, bottom = -1, left = x.w, right = -1;
   for (let y = 0; y < x.h; y++) for (let c = 0; c < x.w; c++) {
     if (x.a[y * x.w + c] !== 0) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, c); right = Math.max(right, c); }
