@@ -70,7 +70,10 @@ def calibrated_pt2e(module, example, quantizer, calibration: np.ndarray, fold_qu
 
 def to_executorch(module, batch: int, int8: bool, calibration: np.ndarray, out: Path) -> Path:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
     from executorch.exir import to_edge_transform_and_lower
 
     example = torch.rand(batch, 1, 28, 28)

@@ -30,12 +30,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "testkit")]
 
-import realworld  # noqa: E402
-
 from edgemnist import data, runtime  # noqa: E402
 from edgemnist.contract import images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.preprocess import PreprocessError, preprocess  # noqa: E402
+
+import realworld  # noqa: E402
 
 
 def plain(path: str) -> np.ndarray:

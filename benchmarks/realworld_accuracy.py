@@ -5,7 +5,7 @@ on the clean 28x28 digits.
 
     python benchmarks/realworld_accuracy.py [--n 1000] [--slice tuning|held-out] [--model exported/mlp.int8.onnx]
 
-The renderer is tests/realworld.py, the one the test suite asserts on. Preprocessing was tuned on the
+The renderer is testkit/realworld.py, the one the test suite asserts on. Preprocessing was tuned on the
 `tuning` slice (test images 0-4999) only; `held-out` (5000-9999) is measured, never tuned on.
 Images are written to a temporary directory and classified by one `edgemnist infer --json` process;
 `--keep DIR` keeps the misclassified ones there.
@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import realworld  # noqa: E402
+sys.path.insert(0, str(ROOT / "testkit"))
 
 from edgemnist import data, runtime  # noqa: E402
 from edgemnist.contract import images_to_pixels  # noqa: E402
+
+import realworld  # noqa: E402
 
 
 def main() -> None:

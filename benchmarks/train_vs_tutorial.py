@@ -58,9 +58,8 @@ def tutorial(mnist_files: dict[str, bytes], epochs: int = 10) -> list[dict]:
 
 
 def edgemnist_default() -> list[dict]:
+    from edgemnist.settings import MLPConfig, TrainConfig
     from edgemnist.training import train
-    from edgemnist.settings import MLPConfig
-    from edgemnist.settings import TrainConfig
 
     start = time.perf_counter()
     history = []

@@ -31,10 +31,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-import browser as b  # noqa: E402
-
 from edgemnist import bench, runtime, web  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
+
+import browser as b  # noqa: E402
 
 MODELS = {"int8": ROOT / "exported/mlp.int8.onnx", "fp32": ROOT / "exported/mlp.onnx"}
 

@@ -17,8 +17,18 @@ import typer
 from edgemnist import UserError, __version__, first_line
 from edgemnist.progress import bar, say
 from edgemnist.settings import (
-    CALIBRATION_METHODS, DEFAULT_CHECKPOINT, DEFAULT_ONNX, PROVIDERS, QUANT_METHODS, WEB_HOST, WEB_PORT, MLPConfig, QuantSettings,
-    Thresholds, TrainConfig, parse_hidden,
+    CALIBRATION_METHODS,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_ONNX,
+    PROVIDERS,
+    QUANT_METHODS,
+    WEB_HOST,
+    WEB_PORT,
+    MLPConfig,
+    QuantSettings,
+    Thresholds,
+    TrainConfig,
+    parse_hidden,
 )
 
 app = typer.Typer(
@@ -211,12 +221,12 @@ def infer(
     results = inf.classify(m, [str(p) for p in images], top_k=top_k, save_dir=save_preprocessed)
     for r in results:
         if json_out:
-            emit({k: r[k] for k in ("path", "label", "confidence", "sure", "probabilities", "top_k", "error", "preprocessed") if k in r})
+            emit({k: r[k] for k in ("path", "label", "confidence", "sure", "note", "probabilities", "top_k", "error", "preprocessed") if k in r})
         elif "error" in r:
             say(f"{r['path']}: error: {r['error']}")
         else:
             tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"])
-            doubt = "" if r["sure"] else "  not sure"
+            doubt = "" if r["sure"] else f"  not sure ({r['note']})" if "note" in r else "  not sure"
             typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%}){doubt}  top-{top_k}: {tops}")
     if any("error" in r for r in results):
         raise typer.Exit(1)

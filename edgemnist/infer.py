@@ -26,30 +26,35 @@ def classify(
 ) -> list[dict]:
     """One result per path, in order: {"path", "label", "confidence", "sure", "probabilities", "top_k"}
     or {"path", "error"}. Every image is tried; one that fails does not stop the others. `sure` is
-    False below the model's "not sure" confidence (`Model.not_sure_below`)."""
+    False below the model's "not sure" confidence (`Model.not_sure_below`) and for a picture of
+    several digits side by side (then "note" says so)."""
     polarity = model.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
     not_sure_below = model.not_sure_below
     results: list[dict | None] = [None] * len(paths)
-    pixels, where = [], []
+    pixels, where, digits = [], [], []
     for i, path in enumerate(paths):
+        notes: dict = {}
         try:
-            pixels.append(preprocess(path, polarity))
+            pixels.append(preprocess(path, polarity, notes))
             where.append(i)
+            digits.append(notes.get("digits", 1))
         except PreprocessError as e:
             results[i] = {"path": path, "error": str(e)}
     if pixels:
         batch = np.stack(pixels)[:, None].astype(np.float32)
         probs = runtime.softmax(model.logits(batch).astype(np.float64))
-        for i, p, img in zip(where, probs, pixels):
+        for i, p, img, n in zip(where, probs, pixels, digits):
             order = np.argsort(-p)[:top_k]
             results[i] = {
                 "path": paths[i],
                 "label": int(order[0]),
                 "confidence": float(p[order[0]]),
-                "sure": bool(p[order[0]] >= not_sure_below),
+                "sure": bool(p[order[0]] >= not_sure_below and n <= 1),
                 "probabilities": [float(v) for v in p],
                 "top_k": [[int(d), float(p[d])] for d in order],
             }
+            if n > 1:
+                results[i]["note"] = f"{n} digits side by side: crop to one"
             if save_dir is not None:
                 results[i]["preprocessed"] = str(save_preprocessed(img, paths[i], Path(save_dir)))
     return results

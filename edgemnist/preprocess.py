@@ -231,7 +231,7 @@ def background_field(x: np.ndarray) -> np.ndarray:
     return across + v.astype(np.float32) * slope + (cvv * v * v).astype(np.float32)
 
 
-def normalize_ink(gray: np.ndarray) -> np.ndarray:
+def normalize_ink(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
     """-> ink in (0, 1] on a 0 background: polarity, lighting, contrast, faint ruled lines and paper
     texture taken off, then everything that is not the digit (`keep_digit`)."""
     x = 1.0 - gray if ink_is_dark(gray) else gray
@@ -246,7 +246,7 @@ def normalize_ink(gray: np.ndarray) -> np.ndarray:
     rules[rules >= 0.5] = 0.0  # (or fills it: then it is ink, not a faint line)
     x = np.maximum(x - rules[:, None], 0.0)
     x[x < INK_LEVEL] = 0.0
-    return keep_digit(x)
+    return keep_digit(x, notes)
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -300,15 +300,18 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return ys, starts, ends, comp, boxes
 
 
-def keep_digit(x: np.ndarray) -> np.ndarray:
+def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     """Erase what is not part of the digit: specks (components with under MIN_PART of the largest
     one's ink), ruled lines (a flat component at least half the image wide), box lines along the
     edges (a form's cell: `_edge_lines`), and pieces of neighbouring digits (a component beside the
-    digit, not overlapping its columns, cut by the left or right edge)."""
+    digit, not overlapping its columns, cut by the left or right edge). `notes["digits"]` receives how
+    many digit-sized marks stand side by side (more than 1: the picture holds several digits)."""
     x = _edge_lines(x)
     h, w = x.shape
     ys, starts, ends, comp, boxes = components(x > 0)
     n = len(boxes)
+    if notes is not None:
+        notes["digits"] = int(n > 0)
     if n <= 1:
         return x
     csum = np.concatenate([np.zeros((h, 1), np.float32), np.cumsum(x, axis=1, dtype=np.float32)], axis=1)
@@ -319,8 +322,14 @@ def keep_digit(x: np.ndarray) -> np.ndarray:
     flat = (right - left + 1 >= w / 2) & (bottom - top + 1 <= max(1, h // 25))
     if keep.sum() > 1:
         keep &= ~flat | (np.arange(n) == main)  # a ruled line
-    beside = (right < boxes[main, 1]) & (left == 0) | (left > boxes[main, 3]) & (right == w - 1)
+    apart = (right < boxes[main, 1]) | (left > boxes[main, 3])  # no column in common with the digit
+    beside = apart & ((left == 0) | (right == w - 1))
     keep &= ~(beside & (ink < 0.5 * ink[main]))  # a neighbour's piece at the left or right edge
+    if notes is not None:  # another digit beside this one: half its height or more, a fifth of its ink or more,
+        shared = np.minimum(right, boxes[main, 3]) - np.maximum(left, boxes[main, 1]) + 1  # a quarter of the
+        side_by_side = shared <= 0.25 * np.minimum(right - left + 1, boxes[main, 3] - boxes[main, 1] + 1)  # narrower one's columns in common at most
+        tall = bottom - top + 1 >= 0.5 * (boxes[main, 2] - boxes[main, 0] + 1)
+        notes["digits"] = 1 + int((keep & side_by_side & tall & (ink >= 0.2 * ink[main]) & (np.arange(n) != main)).sum())
     if keep.all():
         return x
     out = x.copy()
@@ -418,11 +427,12 @@ def resize_lanczos(x: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
     return (lanczos_matrix(h, new_h) @ x.astype(np.float64) @ lanczos_matrix(w, new_w).T).astype(np.float32)
 
 
-def to_mnist(gray: np.ndarray) -> np.ndarray:
-    """Grayscale [H, W] in [0, 1] (at the working resolution) -> MNIST-form float32 [28, 28]."""
+def to_mnist(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
+    """Grayscale [H, W] in [0, 1] (at the working resolution) -> MNIST-form float32 [28, 28].
+    `notes`, a dict, receives what was seen on the way ("digits": how many side by side)."""
     if is_mnist_form(gray):
         return gray.astype(np.float32)
-    x = normalize_ink(_enlarge_tiny(gray))
+    x = normalize_ink(_enlarge_tiny(gray), notes)
     rows = np.flatnonzero(x.any(axis=1))
     cols = np.flatnonzero(x.any(axis=0))
     if len(rows) == 0:
@@ -445,7 +455,8 @@ def to_mnist(gray: np.ndarray) -> np.ndarray:
     return out
 
 
-def preprocess(path: str | Path, polarity: str = contract.POLARITY) -> np.ndarray:
-    """Image file -> float32 [28, 28] in [0, 1] in the polarity the model's metadata asks for."""
-    x = to_mnist(load_gray(path))
+def preprocess(path: str | Path, polarity: str = contract.POLARITY, notes: dict | None = None) -> np.ndarray:
+    """Image file -> float32 [28, 28] in [0, 1] in the polarity the model's metadata asks for
+    (`notes`: see `to_mnist`)."""
+    x = to_mnist(load_gray(path), notes)
     return 1.0 - x if polarity == "dark-on-light" else x

@@ -163,8 +163,9 @@ def _digit_ink(digit: np.ndarray, rng: np.random.Generator, size: int, style: di
 
 def render_crop(digit: np.ndarray, rng: np.random.Generator, out_base: Path, record: dict | None = None,
                 neighbour: np.ndarray | None = None, kind: str | None = None) -> Path:
-    """One 28x28 uint8 MNIST digit -> one cropped image file (see CROP_KINDS; `neighbour`, another
-    digit, for the "neighbour" kind), its style in `record`."""
+    """One 28x28 uint8 MNIST digit -> one cropped image file (see CROP_KINDS, or "margin": a tight
+    crop's control, paper all round; `neighbour`, another digit, for the "neighbour" kind), its style
+    in `record`."""
     record = {} if record is None else record
     kind = str(rng.choice(CROP_KINDS)) if kind is None else kind
     record["kind"] = kind
@@ -174,6 +175,9 @@ def render_crop(digit: np.ndarray, rng: np.random.Generator, out_base: Path, rec
         h, w = mask.shape
         f = tall / max(h, w)
         mask = np.asarray(Image.fromarray(mask, mode="F").resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BOX))
+    if kind == "margin":  # the control for "tight": the same kind of crop with paper all round
+        h, w = mask.shape
+        mask = np.pad(mask, [(int(rng.integers(h // 6, h // 3 + 2)),) * 2, (int(rng.integers(h // 6, h // 3 + 2)),) * 2])
     if kind == "edges":  # paper on one to three sides, the ink touching the others
         h, w = mask.shape
         sides = rng.permutation(4)[: int(rng.integers(1, 4))]

@@ -54,9 +54,8 @@ def mnist():
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, mnist):
     """The default recipe (`edgemnist train` defaults) on the real data: (checkpoint path, metrics)."""
+    from edgemnist.settings import MLPConfig, TrainConfig
     from edgemnist.training import train
-    from edgemnist.settings import MLPConfig
-    from edgemnist.settings import TrainConfig
 
     cfg = TrainConfig()
     model, metrics = train.train(MLPConfig(), cfg, device="cpu")
@@ -78,8 +77,8 @@ def exported(trained):
 def full_range(trained, tmp_path_factory):
     """The same checkpoint quantized the pre-portable way (8-bit weights, --weight-bits 8): its u8s8
     pair sums saturate on x86 without VNNI. The parity report (files are written even if it fails)."""
-    from edgemnist.training.export import export_checkpoint
     from edgemnist.settings import QuantSettings
+    from edgemnist.training.export import export_checkpoint
 
     out = tmp_path_factory.mktemp("full_range") / "full.onnx"
     return export_checkpoint(trained[0], out, settings=QuantSettings(weight_bits=8))

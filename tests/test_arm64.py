@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
 from edgemnist import data
+
+from conftest import ROOT
 
 ARM = Path(os.environ.get("EDGEMNIST_ARM64_HOME") or data.home() / "arm64")
 READY = bool(shutil.which("qemu-aarch64-static")) and (ARM / "site/.complete").is_file() and (ARM / "sysroot/usr/bin/python3.11").is_file()

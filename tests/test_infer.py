@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import realworld
-from conftest import ROOT, run_cli
 from edgemnist import runtime
 from edgemnist.contract import images_to_pixels
 from edgemnist.infer import classify
 from edgemnist.preprocess import PreprocessError, preprocess
+
+import realworld
+from conftest import ROOT, run_cli
 
 INT8 = ROOT / "exported" / "mlp.int8.onnx"
 
@@ -34,7 +35,39 @@ def test_real_world_renderings_keep_accuracy(mnist, model, tmp_path):
     acc = float(np.mean([r.get("label") == y for r, y in zip(results, labels)]))
     clean = float((model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1) == labels).mean())
     assert acc >= 0.985, acc
-    assert acc >= clean - 0.01, (acc, clean)  # measured: 98.6% vs 99.5% clean on these 1,000
+    assert acc >= clean - 0.008, (acc, clean)  # measured: 99.0% vs 99.5% clean on these 1,000 (98.6% before issue #16)
+
+
+def _accuracy(model, paths, labels) -> float:
+    return float(np.mean([r.get("label") == y for r, y in zip(classify(model, paths), labels)]))
+
+
+def test_tight_crops_keep_accuracy(mnist, model, tmp_path):
+    """Held-out test digits cropped tight to the ink (it touches all four edges), both polarities, next
+    to the same digits cropped with paper all round: the polarity, lighting and crop steps must not
+    need a margin of paper."""
+    build = realworld.build_crops
+    tight, labels, idx = build(mnist.test_images, mnist.test_labels, 1000, tmp_path / "t", seed=1, part=realworld.HELD_OUT, kind="tight")
+    margin, same, _ = build(mnist.test_images, mnist.test_labels, 1000, tmp_path / "m", seed=1, part=realworld.HELD_OUT, kind="margin")
+    assert np.array_equal(labels, same)
+    acc, with_margin = _accuracy(model, tight, labels), _accuracy(model, margin, labels)
+    assert acc >= 0.985 and acc >= with_margin - 0.01, (acc, with_margin)  # measured: 98.9% vs 99.1% (74.7% before)
+
+
+def test_crops_of_every_kind(mnist, model, tmp_path):
+    """Crops as people cut them (testkit/realworld.render_crop): tight, touching one to three edges,
+    tiny (8-32 px), tiny and zoomed blockily, a form's cell with its box lines, a piece of the
+    neighbouring digit at an edge; both polarities. Held-out digits."""
+    records: list[dict] = []
+    paths, labels, _ = realworld.build_crops(mnist.test_images, mnist.test_labels, 1200, tmp_path, seed=1,
+                                             part=realworld.HELD_OUT, records=records)
+    results = classify(model, paths)
+    right = np.array([r.get("label") == y for r, y in zip(results, labels)])
+    per_kind = {k: float(right[[r["kind"] == k for r in records]].mean()) for k in realworld.CROP_KINDS}
+    # measured on 1,000 held-out crops: 97.1% in all; tiny 93.1%, blocky 96.9%, cell 96.9%, tight 97.8%,
+    # neighbour 98.4%, edges 98.8%
+    assert right.mean() >= 0.96 and min(per_kind.values()) >= 0.9, (right.mean(), per_kind)
+    assert sum("note" in r for r in results) <= 6  # one digit each: hardly ever taken for two (measured 3 of 2,000)
 
 
 def test_mnist_form_images_pass_through_unchanged(mnist, tmp_path):

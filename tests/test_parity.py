@@ -14,13 +14,14 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from conftest import cli
-from edgemnist.training import parity
-from edgemnist.training import quantize as q
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import QuantSettings, Thresholds
+from edgemnist.training import parity
+from edgemnist.training import quantize as q
 from edgemnist.training.calibrate import calibrate, fit_temperature
 from edgemnist.training.train import load_checkpoint
+
+from conftest import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"

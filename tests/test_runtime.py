@@ -11,10 +11,11 @@ import time
 import onnxruntime as ort
 import pytest
 
-from conftest import ROOT, cli, run_cli
 from edgemnist import UserError, runtime
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import MLPConfig, Thresholds
+
+from conftest import ROOT, cli, run_cli
 
 EXPORTED = ROOT / "exported"
 CPU, CUDA = runtime.CPU, runtime.CUDA

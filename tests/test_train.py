@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from edgemnist import UserError
-from edgemnist.training.model import MLP, fold
 from edgemnist.settings import MLPConfig, TrainConfig
+from edgemnist.training.model import MLP, fold
 from edgemnist.training.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, train
 
 from conftest import cli, run_cli

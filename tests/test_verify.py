@@ -9,9 +9,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import ROOT, cli, run_cli
 from edgemnist.cpu import cpu_info, int8_kernels
 from edgemnist.settings import Thresholds
+
+from conftest import ROOT, cli, run_cli
 
 EXPORTED = ROOT / "exported"
 

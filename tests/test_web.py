@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import browser as b
-import realworld
-from conftest import ROOT, cli
 from edgemnist import runtime
 from edgemnist.contract import images_to_pixels
 from edgemnist.preprocess import PreprocessError, load_gray, to_mnist
 from edgemnist.settings import Thresholds
+
+import browser as b
+import realworld
+from conftest import ROOT, cli
 
 pytestmark = pytest.mark.browser
 INT8, FP32 = ROOT / "exported/mlp.int8.onnx", ROOT / "exported/mlp.onnx"

@@ -19,8 +19,8 @@ import torch
 from edgemnist import UserError, __version__, atomic, contract, data, first_line
 from edgemnist.settings import NOT_SURE_BELOW, QuantSettings, Thresholds
 from edgemnist.training import parity
-from edgemnist.training.calibrate import calibrate as fit_calibration
 from edgemnist.training import quantize as q
+from edgemnist.training.calibrate import calibrate as fit_calibration
 from edgemnist.training.model import MLP, fold
 from edgemnist.training.train import load_checkpoint
 

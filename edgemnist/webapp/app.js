@@ -63,7 +63,7 @@ async function classify(imageData) {
   try {
     const r = await api.classifyImageData(imageData);
     showResult(r);
-    say(r.sure ? "" : "Not sure: the digit is ambiguous or unlike MNIST.");
+    say(r.sure ? "" : r.note ? `Not sure: ${r.note}.` : "Not sure: the digit is ambiguous or unlike MNIST.");
     return r;
   } catch (e) {
     showResult(null);
@@ -144,7 +144,7 @@ async function classifyFile(file) {
   bitmap.close();
   pad.dataset.source = "file";
   const r = await classify(imageData);
-  if (r) say(`${file.name}${r.sure ? "" : ": not sure"}.`);
+  if (r) say(`${file.name}${r.sure ? "" : r.note ? `: not sure, ${r.note}` : ": not sure"}.`);
 }
 
 $("file").addEventListener("change", (e) => { if (e.target.files[0]) classifyFile(e.target.files[0]); e.target.value = ""; });

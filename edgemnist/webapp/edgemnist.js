@@ -5,7 +5,8 @@
 //   classifyPixels(pixels, n)     Float32Array [n*784] in the ONNX contract (light-on-dark, [0, 1], no
 //                                 preprocessing) -> Promise<Float32Array> logits [n*10]
 //   classifyImageData(imageData)  ImageData (a canvas, a photo) -> Promise<{label, confidence, sure,
-//                                 probabilities, pixels, timing}> with the same preprocessing as `edgemnist infer`
+//                                 probabilities, pixels, timing, note?}> with the same preprocessing as
+//                                 `edgemnist infer` (sure is false, and note says why, for several digits)
 //   classifyBlob(blob)            an image file's bytes (File, Blob) -> the same, decoded by the browser and
 //                                 reduced as `infer` does; rejects with PreprocessError (message for people)
 //
@@ -72,7 +73,8 @@ function classifyPixels(pixels, n) {
 async function classifyImageData(imageData) {
   const { facts } = await loaded;
   const start = performance.now();
-  const pixels = preprocess(imageData, facts.input?.polarity); // throws PreprocessError
+  const notes = {};
+  const pixels = preprocess(imageData, facts.input?.polarity, notes); // throws PreprocessError
   const mid = performance.now();
   const logits = await classifyPixels(pixels, 1);
   const probabilities = softmax(logits);
@@ -80,7 +82,8 @@ async function classifyImageData(imageData) {
   return {
     label,
     confidence: probabilities[label],
-    sure: probabilities[label] >= facts.not_sure_below,
+    sure: probabilities[label] >= facts.not_sure_below && notes.digits <= 1,
+    ...(notes.digits > 1 ? { note: `${notes.digits} digits side by side: crop to one` } : {}),
     probabilities,
     pixels,
     timing: { preprocess_ms: mid - start, model_ms: performance.now() - mid },

@@ -249,7 +249,7 @@ function backgroundField(x) {
   return out;
 }
 
-export function normalizeInk(g) {
+export function normalizeInk(g, notes = {}) {
   const x = gray(g.w, g.h), invert = inkIsDark(g);
   for (let i = 0; i < x.a.length; i++) x.a[i] = invert ? 1 - g.a[i] : g.a[i];
   const field = backgroundField(x);
@@ -266,7 +266,7 @@ export function normalizeInk(g) {
     for (let i = 0; i < row.length; i++) row[i] = Math.max(row[i] - rule, 0);
   }
   for (let i = 0; i < n; i++) if (x.a[i] < INK_LEVEL) x.a[i] = 0; // paper texture, JPEG ringing, faint shadows
-  return keepDigit(x);
+  return keepDigit(x, notes);
 }
 
 // 8-connected components of x > 0 (preprocess.components): labels 0..n-1 in raster order of their
@@ -293,21 +293,31 @@ function components(x) {
   return { labels, boxes, ink };
 }
 
-// preprocess.keep_digit: erase specks, ruled lines, box lines at the edges and neighbours' pieces.
-function keepDigit(x) {
+// preprocess.keep_digit: erase specks, ruled lines, box lines at the edges and neighbours' pieces;
+// notes.digits: how many digit-sized marks stand side by side.
+function keepDigit(x, notes) {
   edgeLines(x);
   const { w, h } = x, { labels, boxes, ink } = components(x), n = boxes.length;
+  notes.digits = n > 0 ? 1 : 0;
   if (n <= 1) return x;
   let main = 0;
   for (let i = 1; i < n; i++) if (ink[i] > ink[main]) main = i;
   const keep = ink.map((v) => v >= MIN_PART * ink[main]);
   const flat = boxes.map(([top, left, bottom, right]) => right - left + 1 >= w / 2 && bottom - top + 1 <= Math.max(1, Math.floor(h / 25)));
   if (keep.filter(Boolean).length > 1) flat.forEach((f, i) => { if (f && i !== main) keep[i] = false; }); // a ruled line
-  const [, mainLeft, , mainRight] = boxes[main];
-  boxes.forEach(([, left, , right], i) => { // a neighbour's piece at the left or right edge
-    const beside = (right < mainLeft && left === 0) || (left > mainRight && right === w - 1);
-    if (beside && ink[i] < 0.5 * ink[main]) keep[i] = false;
+  const [mainTop, mainLeft, mainBottom, mainRight] = boxes[main];
+  let digits = 1;
+  boxes.forEach(([top, left, bottom, right], i) => {
+    const apart = right < mainLeft || left > mainRight; // no column in common with the digit
+    if (apart && (left === 0 || right === w - 1) && ink[i] < 0.5 * ink[main]) keep[i] = false; // a neighbour's piece at the edge
+    // another digit beside this one: half its height or more, a fifth of its ink or more, a quarter of
+    // the narrower one's columns in common at most
+    const shared = Math.min(right, mainRight) - Math.max(left, mainLeft) + 1;
+    const sideBySide = shared <= 0.25 * Math.min(right - left + 1, mainRight - mainLeft + 1);
+    const tall = bottom - top + 1 >= 0.5 * (mainBottom - mainTop + 1);
+    if (keep[i] && i !== main && sideBySide && tall && ink[i] >= 0.2 * ink[main]) digits++;
   });
+  notes.digits = digits;
   if (keep.every(Boolean)) return x;
   for (let p = 0; p < w * h; p++) if (labels[p] >= 0 && !keep[labels[p]]) x.a[p] = 0;
   return x;
@@ -445,10 +455,11 @@ function pad(g, p) {
   return out;
 }
 
-// Grayscale (at the working resolution) -> MNIST form: Float32Array(784), light digit on dark.
-export function toMnist(g) {
+// Grayscale (at the working resolution) -> MNIST form: Float32Array(784), light digit on dark;
+// `notes` receives what was seen on the way (digits: how many side by side).
+export function toMnist(g, notes = {}) {
   if (isMnistForm(g)) return Float32Array.from(g.a);
-  let x = normalizeInk(enlargeTiny(g));
+  let x = normalizeInk(enlargeTiny(g), notes);
   let top = x.h, bottom = -1, left = x.w, right = -1;
   for (let y = 0; y < x.h; y++) for (let c = 0; c < x.w; c++) {
     if (x.a[y * x.w + c] !== 0) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, c); right = Math.max(right, c); }
@@ -476,9 +487,9 @@ export function toMnist(g) {
   return out;
 }
 
-// ImageData -> Float32Array(784) in the polarity the model asks for.
-export function preprocess(imageData, polarity = "light-on-dark") {
-  const x = toMnist(toGray(imageData));
+// ImageData -> Float32Array(784) in the polarity the model asks for (`notes`: see toMnist).
+export function preprocess(imageData, polarity = "light-on-dark", notes = {}) {
+  const x = toMnist(toGray(imageData), notes);
   if (polarity === "dark-on-light") for (let i = 0; i < x.length; i++) x[i] = 1 - x[i];
   return x;
 }
