@@ -185,7 +185,17 @@ def _block_mean(x: np.ndarray, side: int) -> np.ndarray:
     h, w = x.shape
     f = max(1, min(max(h, w) // side, h, w))  # at least one block each way
     sh, sw = h // f, w // f
-    return x[: sh * f, : sw * f].reshape(sh, f, sw, f).mean(axis=(1, 3), dtype=np.float32)
+    if f == 1:
+        return x
+    return x[: sh * f, : sw * f].reshape(sh, f, sw, f).sum(axis=(1, 3), dtype=np.float32) * np.float32(1 / (f * f))
+
+
+@functools.lru_cache(maxsize=256)
+def _axis(n: int) -> np.ndarray:
+    """n points over [-1, 1] (read-only: cached)."""
+    a = np.linspace(-1, 1, n)
+    a.flags.writeable = False
+    return a
 
 
 @functools.lru_cache(maxsize=64)
@@ -223,8 +233,7 @@ def background_field(x: np.ndarray) -> np.ndarray:
         noise = 1.25 * np.abs(resid[paper]).mean() + 0.01  # the mean absolute deviation of Gaussian noise is 0.8 sigma
         paper = resid <= 2.5 * noise
     h, w = x.shape
-    u = np.linspace(-1, 1, w)
-    v = np.linspace(-1, 1, h)[:, None]
+    u, v = _axis(w), _axis(h)[:, None]
     c0, cu, cv, cuu, cuv, cvv = coef
     across = (c0 + cu * u + cuu * u * u).astype(np.float32)  # the terms of u alone, one row
     slope = (cv + cuv * u).astype(np.float32)  # what multiplies v, one row
@@ -288,8 +297,9 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
             if np.array_equal(jumped, label):
                 break
             label = jumped
-    uniq, comp = np.unique(label, return_inverse=True)
-    n = len(uniq)
+    is_root = label == np.arange(len(label))  # a component's label is its first run's index
+    comp = (np.cumsum(is_root) - 1)[label]
+    n = int(is_root.sum())
     boxes = np.empty((n, 4), np.int64)
     boxes[:, :2] = (h, w)
     boxes[:, 2:] = -1
@@ -383,8 +393,8 @@ def extreme_filter(x: np.ndarray, size: int, reduce=np.maximum) -> np.ndarray:
     m = size // 2
     if m == 0:
         return x
-    p = np.pad(x, m, mode="edge")
     h, w = x.shape
+    p = x[np.clip(np.arange(-m, h + m), 0, h - 1)][:, np.clip(np.arange(-m, w + m), 0, w - 1)]  # border replicated
     rows = p[:, 0:w].copy()
     for d in range(1, size):
         reduce(rows, p[:, d : d + w], out=rows)
@@ -405,21 +415,24 @@ def _adjust_stroke(x: np.ndarray, scale: float) -> np.ndarray:
     return x
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=1024)
 def lanczos_matrix(n_in: int, n_out: int) -> np.ndarray:
     """Pillow's LANCZOS (a = 3) resampling of one axis as a matrix [n_out, n_in]: the same support,
     centres and normalised weights as its C code (Resample.c), so M @ x equals Image.resize."""
     scale = n_in / n_out
     filterscale = max(scale, 1.0)
     support = 3.0 * filterscale
-    out = np.zeros((n_out, n_in))
-    for i in range(n_out):
-        centre = (i + 0.5) * scale
-        lo, hi = max(0, int(centre - support + 0.5)), min(n_in, int(centre + support + 0.5))
-        t = (np.arange(lo, hi) - centre + 0.5) / filterscale
-        k = np.sinc(t) * np.sinc(t / 3) * (np.abs(t) < 3)
-        out[i, lo:hi] = k / k.sum() if k.sum() != 0 else k
-    return out
+    centre = (np.arange(n_out) + 0.5) * scale
+    lo = np.maximum(0, (centre - support + 0.5).astype(np.int64))[:, None]
+    hi = np.minimum(n_in, (centre + support + 0.5).astype(np.int64))[:, None]
+    j = np.arange(n_in)[None, :]
+    t = (j - centre[:, None] + 0.5) / filterscale
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sinc = np.where(t == 0, 1.0, np.sin(np.pi * t) / (np.pi * t))
+        sinc3 = np.where(t == 0, 1.0, np.sin(np.pi * t / 3) / (np.pi * t / 3))
+    k = np.where((j >= lo) & (j < hi) & (np.abs(t) < 3), sinc * sinc3, 0.0)
+    total = k.sum(axis=1, keepdims=True)
+    return np.divide(k, total, out=k, where=total != 0)
 
 
 def resize_lanczos(x: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
@@ -440,16 +453,18 @@ def to_mnist(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
     x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     h, w = x.shape
     scale = BOX / max(h, w)
-    x = _adjust_stroke(np.pad(x, 4), scale)[4:-4, 4:-4]  # the margin keeps the filters' replicated border off the ink
+    padded = np.zeros((h + 8, w + 8), np.float32)  # the margin keeps the filters' replicated border off the ink
+    padded[4:-4, 4:-4] = x
+    x = _adjust_stroke(padded, scale)[4:-4, 4:-4]
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = resize_lanczos(x, new_h, new_w)
-    small = np.clip(small, 0.0, None)
-    small /= max(float(small.max()), 1e-6)
-    total = small.sum()
-    cy = (small.sum(1) @ np.arange(new_h)) / total
-    cx = (small.sum(0) @ np.arange(new_w)) / total
-    top = int(np.clip(round(FRAME / 2 - 0.5 - cy), 0, FRAME - new_h))
-    left = int(np.clip(round(FRAME / 2 - 0.5 - cx), 0, FRAME - new_w))
+    small = np.maximum(resize_lanczos(x, new_h, new_w), 0.0)
+    small *= 1.0 / max(float(small.max()), 1e-6)
+    rows, cols = small.sum(1), small.sum(0)
+    total = float(rows.sum())
+    cy = float(rows @ np.arange(new_h)) / total
+    cx = float(cols @ np.arange(new_w)) / total
+    top = min(max(round(FRAME / 2 - 0.5 - cy), 0), FRAME - new_h)
+    left = min(max(round(FRAME / 2 - 0.5 - cx), 0), FRAME - new_w)
     out = np.zeros((FRAME, FRAME), np.float32)
     out[top : top + new_h, left : left + new_w] = small
     return out
