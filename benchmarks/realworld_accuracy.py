@@ -3,7 +3,12 @@
 perspective, JPEG/WebP, canvases with transparency, light ink on dark boards), next to the same model
 on the clean 28x28 digits.
 
-    python benchmarks/realworld_accuracy.py [--n 1000] [--slice tuning|held-out] [--model exported/mlp.int8.onnx]
+    python benchmarks/realworld_accuracy.py [--n 1000] [--slice tuning|held-out] [--set renderings|crops|tight|margin]
+                                            [--model exported/mlp.int8.onnx]
+
+`--set crops`: crops of every kind (tight, touching edges, tiny, blocky, form cells, neighbours'
+pieces), with the accuracy per kind; `tight` and `margin`: the same digits cropped tight to the ink
+and with paper all round.
 
 The renderer is testkit/realworld.py, the one the test suite asserts on. Preprocessing was tuned on the
 `tuning` slice (test images 0-4999) only; `held-out` (5000-9999) is measured, never tuned on.
@@ -28,6 +33,7 @@ sys.path.insert(0, str(ROOT / "testkit"))
 
 from edgemnist import data, runtime  # noqa: E402
 from edgemnist.contract import images_to_pixels  # noqa: E402
+from edgemnist.cpu import cpu_info, describe  # noqa: E402
 
 import realworld  # noqa: E402
 
@@ -38,12 +44,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--model", default=str(ROOT / "exported/mlp.int8.onnx"))
     parser.add_argument("--slice", choices=["tuning", "held-out"], default="tuning")
+    parser.add_argument("--set", choices=["renderings", "crops", "tight", "margin"], default="renderings")
     parser.add_argument("--keep", type=Path, help="copy the misclassified images here")
     args = parser.parse_args()
     part = realworld.TUNING if args.slice == "tuning" else realworld.HELD_OUT
     mnist = data.load(quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
-        paths, labels, idx = realworld.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp), seed=args.seed, part=part)
+        records: list[dict] = []
+        if args.set == "renderings":
+            paths, labels, idx = realworld.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp), seed=args.seed, part=part)
+        else:
+            paths, labels, idx = realworld.build_crops(mnist.test_images, mnist.test_labels, args.n, Path(tmp), seed=args.seed,
+                                                       part=part, records=records, kind=None if args.set == "crops" else args.set)
         cmd = [sys.executable, "-m", "edgemnist", "infer", *paths, "--model", args.model, "--provider", "cpu", "--json"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         results = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -55,9 +67,14 @@ def main() -> None:
                     shutil.copy(r["path"], args.keep / f"{Path(r['path']).stem}-true{y}-got{r.get('label', 'error')}{Path(r['path']).suffix}")
     model = runtime.open_model(args.model, "cpu", quiet=True)
     clean = model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1)
-    print(f"real-world renderings ({args.slice} slice, seed {args.seed}): {np.mean(predicted == labels):.2%} of {len(labels)} "
-          f"(errors: {sum('error' in r for r in results)}); the same digits clean: {np.mean(clean == labels):.2%}; "
-          f"model {Path(args.model).name}")
+    print(f"{args.set} ({args.slice} slice, seed {args.seed}): {np.mean(predicted == labels):.2%} of {len(labels)} "
+          f"(errors: {sum('error' in r for r in results)}, not sure: {sum(not r.get('sure', True) for r in results)}); "
+          f"the same digits clean: {np.mean(clean == labels):.2%}; model {Path(args.model).name}; {describe(cpu_info())}")
+    for key in ("kind", "polarity"):
+        groups = sorted({r[key] for r in records if key in r})
+        if groups:
+            print("  " + ", ".join(f"{g} {np.mean([p == y for p, y, r in zip(predicted, labels, records) if r.get(key) == g]):.1%}"
+                                   f" (n {sum(r.get(key) == g for r in records)})" for g in groups))
     for r in results:
         if "error" in r:
             print(f"  {Path(r['path']).name}: {r['error']}")
