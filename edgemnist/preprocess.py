@@ -6,7 +6,7 @@ integer box filter in Pillow), and every step after that costs the same for a 28
 12-MP photo.
 
 Steps: decode by content; EXIF orientation; transparency composited onto a background that contrasts
-with the ink; grayscale; polarity (the border's level against the image's two extremes); the lighting
+with the ink; grayscale; polarity (the outer 15%'s level against the image's two extremes); the lighting
 field (a smooth surface fitted to the paper only, so it needs no margin of paper and never eats a
 thick stroke); contrast; faint ruled lines; paper texture; then what is not the digit: specks, ruled
 lines, box lines along the edges (a form's cell) and pieces of neighbouring digits cut by the crop;
@@ -54,8 +54,10 @@ def open_image(path: str | Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise PreprocessError("empty file")
     try:
-        with warnings.catch_warnings(), Image.open(path) as im:  # reads the header only
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit is below
+            im = Image.open(path)  # reads the header only
+        with im:
             if im.width * im.height > MAX_PIXELS:
                 raise Image.DecompressionBombError
             im.seek(0)  # first frame of an animation
@@ -100,7 +102,7 @@ def work_gray(im: Image.Image) -> np.ndarray:
     elif im.mode in ("LA", "La", "PA", "RGBa"):
         im = im.convert("RGBA")
     elif im.mode not in ("L", "RGBA"):
-        im = im.convert("L")
+        im = (im.convert("RGB") if im.mode in ("LAB", "HSV") else im).convert("L")  # Pillow has no LAB/HSV -> L
     factor = work_factor(*im.size)
     if factor >= 2:
         im = im.reduce(factor)  # box filter in C, partial blocks at the edges averaged over what they hold
