@@ -8,7 +8,8 @@ on the clean 28x28 digits.
 
 `--set crops`: crops of every kind (tight, touching edges, tiny, blocky, form cells, neighbours'
 pieces), with the accuracy per kind; `tight` and `margin`: the same digits cropped tight to the ink
-and with paper all round.
+and with paper all round; `handwriting`: digits drawn as pen strokes in the forms MNIST's writers
+rarely used and the common ones (testkit/handwriting.py; no MNIST digit, so no clean comparison).
 
 The renderer is testkit/realworld.py, the one the test suite asserts on. Preprocessing was tuned on the
 `tuning` slice (test images 0-4999) only; `held-out` (5000-9999) is measured, never tuned on.
@@ -35,6 +36,7 @@ from edgemnist import data, runtime  # noqa: E402
 from edgemnist.contract import images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 
+import handwriting  # noqa: E402
 import realworld  # noqa: E402
 
 
@@ -44,14 +46,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--model", default=str(ROOT / "exported/mlp.int8.onnx"))
     parser.add_argument("--slice", choices=["tuning", "held-out"], default="tuning")
-    parser.add_argument("--set", choices=["renderings", "crops", "tight", "margin"], default="renderings")
+    parser.add_argument("--set", choices=["renderings", "crops", "tight", "margin", "handwriting"], default="renderings")
     parser.add_argument("--keep", type=Path, help="copy the misclassified images here")
     args = parser.parse_args()
     part = realworld.TUNING if args.slice == "tuning" else realworld.HELD_OUT
     mnist = data.load(quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
         records: list[dict] = []
-        if args.set == "renderings":
+        idx = None
+        if args.set == "handwriting":
+            paths, labels = handwriting.build(args.n, Path(tmp), seed=args.seed, records=records)
+        elif args.set == "renderings":
             paths, labels, idx = realworld.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp), seed=args.seed, part=part)
         else:
             paths, labels, idx = realworld.build_crops(mnist.test_images, mnist.test_labels, args.n, Path(tmp), seed=args.seed,
@@ -66,11 +71,12 @@ def main() -> None:
                 if r.get("label") != y:
                     shutil.copy(r["path"], args.keep / f"{Path(r['path']).stem}-true{y}-got{r.get('label', 'error')}{Path(r['path']).suffix}")
     model = runtime.open_model(args.model, "cpu", quiet=True)
-    clean = model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1)
-    print(f"{args.set} ({args.slice} slice, seed {args.seed}): {np.mean(predicted == labels):.2%} of {len(labels)} "
+    clean = "" if idx is None else f"the same digits clean: {np.mean(model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1) == labels):.2%}; "
+    where = "no MNIST digit" if idx is None else f"{args.slice} slice"
+    print(f"{args.set} ({where}, seed {args.seed}): {np.mean(predicted == labels):.2%} of {len(labels)} "
           f"(errors: {sum('error' in r for r in results)}, not sure: {sum(not r.get('sure', True) for r in results)}); "
-          f"the same digits clean: {np.mean(clean == labels):.2%}; model {Path(args.model).name}; {describe(cpu_info())}")
-    for key in ("kind", "polarity"):
+          f"{clean}model {Path(args.model).name}; {describe(cpu_info())}")
+    for key in ("kind", "polarity", "form", "pen"):
         groups = sorted({r[key] for r in records if key in r})
         if groups:
             print("  " + ", ".join(f"{g} {np.mean([p == y for p, y, r in zip(predicted, labels, records) if r.get(key) == g]):.1%}"
