@@ -40,6 +40,7 @@ def classify(
             digits.append(notes.get("digits", 1))
         except PreprocessError as e:
             results[i] = {"path": path, "error": str(e)}
+    taken: set[str] = set()  # names written by this run: a/1.png and b/1.jpg must not share one
     if pixels:
         batch = np.stack(pixels)[:, None].astype(np.float32)
         probs = runtime.softmax(model.logits(batch).astype(np.float64))
@@ -56,12 +57,21 @@ def classify(
             if n > 1:
                 results[i]["note"] = f"{n} digits side by side: crop to one"
             if save_dir is not None:
-                results[i]["preprocessed"] = str(save_preprocessed(img, paths[i], Path(save_dir)))
+                results[i]["preprocessed"] = str(save_preprocessed(img, paths[i], Path(save_dir), taken))
     return results
 
 
-def save_preprocessed(img: np.ndarray, source: str, save_dir: Path) -> Path:
-    out = save_dir / f"{Path(source).stem}.28x28.png"
+def save_preprocessed(img: np.ndarray, source: str, save_dir: Path, taken: set[str] | None = None) -> Path:
+    """Write the 28x28 image the model saw as <stem>.28x28.png; a stem already written by this run
+    (`taken`) gets -2, -3, ... so no result's file is overwritten by another's."""
+    taken = set() if taken is None else taken
+    stem, n = Path(source).stem, 1
+    name = f"{stem}.28x28.png"
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}.28x28.png"
+    taken.add(name)
+    out = save_dir / name
     with atomic.atomic_path(out) as tmp:
         Image.fromarray(np.round(np.clip(img, 0, 1) * 255).astype(np.uint8), mode="L").save(tmp, format="PNG")
     return out

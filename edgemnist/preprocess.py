@@ -54,17 +54,18 @@ def open_image(path: str | Path) -> Image.Image:
     if path.stat().st_size == 0:
         raise PreprocessError("empty file")
     try:
+        # Pillow's warnings (its own bomb limit: ours is lower and below; corrupt EXIF or TIFF tags) would
+        # reach the user as extra lines: a file either decodes or gets one line of error
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit is below
-            im = Image.open(path)  # reads the header only
-        with im:
-            if im.width * im.height > MAX_PIXELS:
-                raise Image.DecompressionBombError
-            im.seek(0)  # first frame of an animation
-            if im.format == "JPEG":
-                im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (WORK_SIDE, WORK_SIDE))
-            im.load()
-            return ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+            warnings.simplefilter("ignore")
+            with Image.open(path) as im:  # reads the header only
+                if im.width * im.height > MAX_PIXELS:
+                    raise Image.DecompressionBombError
+                im.seek(0)  # first frame of an animation
+                if im.format == "JPEG":
+                    im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (WORK_SIDE, WORK_SIDE))
+                im.load()
+                return ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
     except UnidentifiedImageError:
         raise PreprocessError("not an image (unrecognised content)") from None
     except Image.DecompressionBombError:

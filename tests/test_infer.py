@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -242,3 +243,61 @@ def test_handwriting_forms_mnist_rarely_has(model, tmp_path):
     per_form = {f: float(right[[r["form"] == f for r in records]].mean()) for f in handwriting.FORMS}
     # measured: 98.1%; every form 96-100% but a 1 with a long flag, 76% (read as a 7)
     assert right.mean() >= 0.97 and min(v for f, v in per_form.items() if f != "1 with a flag") >= 0.9, per_form
+
+
+def test_save_preprocessed_keeps_every_result_apart(mnist, model, tmp_path):
+    """a/1.png and b/1.jpg both have the stem 1: each result names its own file."""
+    for sub, ext in (("a", "png"), ("b", "jpg")):
+        (tmp_path / sub).mkdir()
+        _digit_image(mnist, 0 if sub == "a" else 1).convert("RGB").save(tmp_path / sub / f"1.{ext}")
+    results = classify(model, [str(tmp_path / "a/1.png"), str(tmp_path / "b/1.jpg")], save_dir=tmp_path / "seen")
+    saved = [r["preprocessed"] for r in results]
+    assert len(set(saved)) == 2 and all(Path(p).is_file() for p in saved)
+    for r, i in zip(results, (0, 1)):  # each file holds its own digit
+        seen = np.asarray(Image.open(r["preprocessed"]), np.float32)[None, None] / 255
+        assert int(model.logits(seen).argmax()) == int(mnist.test_labels[i]) == r["label"]
+
+
+FORMATS = [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp"), ("GIF", "gif"), ("TIFF", "tif"), ("BMP", "bmp")]
+
+
+def test_damaged_image_files_end_as_a_result_or_one_line(mnist, tmp_path):
+    """Seeded mutations of real image files of six formats (bit flips, truncation, header damage,
+    splices): each ends as a 28x28 image or a PreprocessError with a one-line message, never another
+    exception or a warning."""
+    rng = np.random.default_rng(4)
+    originals = []
+    for fmt, ext in FORMATS:
+        buf = io.BytesIO()
+        _digit_image(mnist, int(rng.integers(100)), size=int(rng.integers(40, 200))).save(buf, format=fmt)
+        originals.append((ext, buf.getvalue()))
+    outcomes = {"digit": 0, "refused": 0}
+    for i in range(360):
+        ext, data = originals[i % len(originals)]
+        blob = bytearray(data)
+        how = i % 4
+        if how == 0:  # bit flips anywhere
+            for pos in rng.integers(0, len(blob), int(rng.integers(1, 30))):
+                blob[pos] ^= 1 << int(rng.integers(8))
+        elif how == 1:  # truncated
+            blob = blob[: int(rng.integers(1, len(blob)))]
+        elif how == 2:  # header damage
+            for pos in rng.integers(0, min(64, len(blob)), 4):
+                blob[pos] = int(rng.integers(256))
+        else:  # a splice of two files
+            other = originals[int(rng.integers(len(originals)))][1]
+            cut = int(rng.integers(1, len(blob)))
+            blob = blob[:cut] + other[int(rng.integers(len(other))):]
+        path = tmp_path / f"m{i}.{ext}"
+        path.write_bytes(bytes(blob))
+        try:
+            with warnings.catch_warnings():  # and nothing else printed: a warning fails the test
+                warnings.simplefilter("error")
+                x = preprocess(path)
+        except PreprocessError as e:
+            assert str(e) and "\n" not in str(e)
+            outcomes["refused"] += 1
+            continue
+        assert x.shape == (28, 28) and np.isfinite(x).all()
+        outcomes["digit"] += 1
+    assert outcomes["refused"] > 0 and outcomes["digit"] > 0, outcomes
