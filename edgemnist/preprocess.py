@@ -204,7 +204,7 @@ def _axis(n: int) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _design(sh: int, sw: int) -> np.ndarray:
     """The quadratic surface's terms 1, u, v, u^2, uv, v^2 on an sh x sw grid over [-1, 1]^2: [sh*sw, 6]."""
-    v, u = np.meshgrid(np.linspace(-1, 1, sh), np.linspace(-1, 1, sw), indexing="ij")
+    v, u = np.meshgrid(_axis(sh), _axis(sw), indexing="ij")
     u, v = u.ravel(), v.ravel()
     return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
 
@@ -318,7 +318,8 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     one's ink), ruled lines (a flat component at least half the image wide), box lines along the
     edges (a form's cell: `_edge_lines`), and pieces of neighbouring digits (a component beside the
     digit, not overlapping its columns, cut by the left or right edge). `notes["digits"]` receives how
-    many digit-sized marks stand side by side (more than 1: the picture holds several digits)."""
+    many digit-sized marks stand side by side (more than 1: the picture holds several digits).
+    Works in place, as `_edge_lines` does: `x` is normalize_ink's own array."""
     x = _edge_lines(x)
     h, w = x.shape
     ys, starts, ends, comp, boxes = components(x > 0)
@@ -335,20 +336,22 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     flat = (right - left + 1 >= w / 2) & (bottom - top + 1 <= max(1, h // 25))
     if keep.sum() > 1:
         keep &= ~flat | (np.arange(n) == main)  # a ruled line
-    apart = (right < boxes[main, 1]) | (left > boxes[main, 3])  # no column in common with the digit
+    main_top, main_left, main_bottom, main_right = boxes[main]
+    apart = (right < main_left) | (left > main_right)  # no column in common with the digit
     beside = apart & ((left == 0) | (right == w - 1))
     keep &= ~(beside & (ink < 0.5 * ink[main]))  # a neighbour's piece at the left or right edge
-    if notes is not None:  # another digit beside this one: half its height or more, a fifth of its ink or more,
-        shared = np.minimum(right, boxes[main, 3]) - np.maximum(left, boxes[main, 1]) + 1  # a quarter of the
-        side_by_side = shared <= 0.25 * np.minimum(right - left + 1, boxes[main, 3] - boxes[main, 1] + 1)  # narrower one's columns in common at most
-        tall = bottom - top + 1 >= 0.5 * (boxes[main, 2] - boxes[main, 0] + 1)
-        notes["digits"] = 1 + int((keep & side_by_side & tall & (ink >= 0.2 * ink[main]) & (np.arange(n) != main)).sum())
-    if keep.all():
-        return x
-    out = x.copy()
-    for y, s, e in zip(ys[~keep[comp]].tolist(), starts[~keep[comp]].tolist(), ends[~keep[comp]].tolist()):
-        out[y, s:e] = 0.0
-    return out
+    if notes is not None:
+        # another digit beside this one: a quarter of the narrower one's columns in common at most,
+        # half its height or more, a fifth of its ink or more
+        shared = np.minimum(right, main_right) - np.maximum(left, main_left) + 1
+        side_by_side = shared <= 0.25 * np.minimum(right - left + 1, main_right - main_left + 1)
+        tall = bottom - top + 1 >= 0.5 * (main_bottom - main_top + 1)
+        others = keep & side_by_side & tall & (ink >= 0.2 * ink[main]) & (np.arange(n) != main)
+        notes["digits"] = 1 + int(others.sum())
+    dropped = ~keep[comp]
+    for y, s, e in zip(ys[dropped].tolist(), starts[dropped].tolist(), ends[dropped].tolist()):
+        x[y, s:e] = 0.0
+    return x
 
 
 def _edge_lines(x: np.ndarray) -> np.ndarray:
