@@ -37,7 +37,7 @@ def test_real_world_renderings_keep_accuracy(mnist, model, tmp_path):
     acc = float(np.mean([r.get("label") == y for r, y in zip(results, labels)]))
     clean = float((model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1) == labels).mean())
     assert acc >= 0.985, acc
-    assert acc >= clean - 0.008, (acc, clean)  # measured: 99.0% vs 99.5% clean on these 1,000 (98.6% before issue #16)
+    assert acc >= clean - 0.008, (acc, clean)  # measured: 99.1% vs 99.4% clean on these 1,000 (98.6% before issue #16)
 
 
 def _accuracy(model, paths, labels) -> float:
@@ -53,7 +53,7 @@ def test_tight_crops_keep_accuracy(mnist, model, tmp_path):
     margin, same, _ = build(mnist.test_images, mnist.test_labels, 1000, tmp_path / "m", seed=1, part=realworld.HELD_OUT, kind="margin")
     assert np.array_equal(labels, same)
     acc, with_margin = _accuracy(model, tight, labels), _accuracy(model, margin, labels)
-    assert acc >= 0.985 and acc >= with_margin - 0.01, (acc, with_margin)  # measured: 98.9% vs 99.1% (74.7% before)
+    assert acc >= 0.985 and acc >= with_margin - 0.01, (acc, with_margin)  # measured: 98.6% vs 99.2% (74.7% before issue #16)
 
 
 def test_crops_of_every_kind(mnist, model, tmp_path):
@@ -66,8 +66,8 @@ def test_crops_of_every_kind(mnist, model, tmp_path):
     results = classify(model, paths)
     right = np.array([r.get("label") == y for r, y in zip(results, labels)])
     per_kind = {k: float(right[[r["kind"] == k for r in records]].mean()) for k in realworld.CROP_KINDS}
-    # measured on 1,000 held-out crops: 97.1% in all; tiny 93.1%, blocky 96.9%, cell 96.9%, tight 97.8%,
-    # neighbour 98.4%, edges 98.8%
+    # measured on 2,000 held-out crops (seed 1): 97.9% in all; tiny 95.0%, blocky 98.5%, cell 98.0%,
+    # tight 98.4%, neighbour 97.9%, edges 99.7%
     assert right.mean() >= 0.96 and min(per_kind.values()) >= 0.9, (right.mean(), per_kind)
     assert sum("note" in r for r in results) <= 6  # one digit each: hardly ever taken for two (measured 3 of 2,000)
 
@@ -241,8 +241,9 @@ def test_handwriting_forms_mnist_rarely_has(model, tmp_path):
     paths, labels = handwriting.build(800, tmp_path, seed=2, records=records)
     right = np.array([r.get("label") == y for r, y in zip(classify(model, paths), labels)])
     per_form = {f: float(right[[r["form"] == f for r in records]].mean()) for f in handwriting.FORMS}
-    # measured: 98.1%; every form 96-100% but a 1 with a long flag, 76% (read as a 7)
-    assert right.mean() >= 0.97 and min(v for f, v in per_form.items() if f != "1 with a flag") >= 0.9, per_form
+    # measured: 99.9% (every form 98-100%) since training draws these forms too (training/variants.py);
+    # 98.1% before, a 1 with a long flag 76% (read as a 7)
+    assert right.mean() >= 0.98 and min(per_form.values()) >= 0.93, per_form
 
 
 def test_save_preprocessed_keeps_every_result_apart(mnist, model, tmp_path):

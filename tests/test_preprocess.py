@@ -103,8 +103,8 @@ def test_importing_preprocess_leaves_pillow_alone():
 def test_digits_by_other_writers_at_8_px(model, tmp_path):
     """scikit-learn's copy of the UCI digits: 1,797 digits by 43 writers, 8x8 px with 17 grey levels,
     as PNG files of the bare 8x8 crop and zoomed 12x without smoothing. Measured (Intel Xeon, the
-    reference int8 model): 92.4% and 88.4%; the old preprocessing scored 51% and 49%. What is left is
-    mostly the model: it has not learned these writers' 1s with a flag and a foot."""
+    reference int8 model): 94.1% and 89.3% (92.4% and 88.4% before training drew 1s with a flag; the
+    old preprocessing scored 51% and 49%). What is left: these writers' thick 8-px 1s read as 4 or 8."""
     datasets = pytest.importorskip("sklearn.datasets")
     digits = datasets.load_digits()
     images = (255 - digits.images / 16 * 255).round().astype(np.uint8)  # dark ink on white
@@ -116,7 +116,7 @@ def test_digits_by_other_writers_at_8_px(model, tmp_path):
             Image.fromarray(np.kron(a, np.ones((zoom, zoom), np.uint8))).save(path)
             pixels.append(pp.preprocess(path))
         accuracy[name] = float((model.logits(np.stack(pixels)[:, None]).argmax(1) == digits.target).mean())
-    assert accuracy["8px"] >= 0.91 and accuracy["blocky"] >= 0.87, accuracy
+    assert accuracy["8px"] >= 0.93 and accuracy["blocky"] >= 0.875, accuracy
 
 
 def test_two_digits_side_by_side_are_not_sure(mnist, model, tmp_path):

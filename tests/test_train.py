@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
 from edgemnist import UserError
 from edgemnist.settings import MLPConfig, TrainConfig
+from edgemnist.training import variants
 from edgemnist.training.model import MLP, fold
 from edgemnist.training.train import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, train
 
+import handwriting
 from conftest import cli, run_cli
 
 
@@ -40,6 +43,43 @@ def test_folding_preserves_the_function(trained, mnist):
     x = torch.tensor(mnist.test_images[:500]).float().div(255).unsqueeze(1)
     with torch.no_grad():
         assert torch.allclose(model(x), fold(model)(x), atol=1e-4)
+
+
+def test_variants_are_drawn_in_mnist_framing(mnist):
+    """The pen-stroke digits mixed into training look like MNIST's: light ink on black, the ink's box
+    within 20x20 (plus the pen's soft edge), the centre of mass at the centre, as much ink; seeded."""
+    images, labels = variants.render(600, seed=0)
+    again, _ = variants.render(600, seed=0)
+    other, _ = variants.render(600, seed=1)
+    assert images.shape == (600, 28, 28) and images.dtype == np.uint8 and set(labels.tolist()) == set(range(10))
+    assert np.array_equal(images, again) and not np.array_equal(images, other)
+    ink = images > 40
+    rows, cols = ink.any(2), ink.any(1)
+    tall = rows.shape[1] - rows[:, ::-1].argmax(1) - rows.argmax(1)
+    wide = cols.shape[1] - cols[:, ::-1].argmax(1) - cols.argmax(1)
+    assert np.maximum(tall, wide).max() <= 22 and np.maximum(tall, wide).min() >= 19  # 20 and a pixel of soft edge
+    grid = np.arange(28) + 0.5
+    mass = images.sum((1, 2)).astype(np.float64)
+    cx, cy = (images.sum(1) * grid).sum(1) / mass, (images.sum(2) * grid).sum(1) / mass
+    assert np.abs(cx - 14).max() < 1.5 and np.abs(cy - 14).max() < 1.5
+    assert 0.6 < images.mean() / mnist.train_images[:6000].mean() < 1.5
+
+
+def test_default_recipe_reads_the_forms_mnist_rarely_has(trained, tmp_path):
+    """The default model, trained with the pen-stroke variants, reads testkit/handwriting.py's pictures
+    (a separate drawing that training never sees) through the real preprocessing. Measured on the
+    reference model: 99.8%; trained on MNIST alone, 97.4% with a 1 with a flag at 66% (read as a 7)."""
+    from edgemnist.preprocess import preprocess
+
+    model, _ = load_checkpoint(trained[0])
+    records: list[dict] = []
+    paths, labels = handwriting.build(480, tmp_path, seed=4, records=records)
+    x = torch.from_numpy(np.stack([preprocess(p) for p in paths]))[:, None]
+    with torch.no_grad():
+        right = (model(x).argmax(1).numpy() == labels)
+    forms = np.array([r["form"] for r in records])
+    per_form = {f: float(right[forms == f].mean()) for f in handwriting.FORMS}
+    assert right.mean() >= 0.98 and min(per_form.values()) >= 0.9, per_form
 
 
 def test_same_seed_same_weights():
@@ -85,6 +125,7 @@ def test_train_cli_one_epoch_json(tmp_path):
         (["--hidden", "a,b"], "--hidden wants comma-separated positive integers"),
         (["--epochs", "-1"], "--epochs must be at least 1"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--variants", "-5"], "--variants must be in 0..100000"),
         (["--out", "/proc/edgemnist/mlp.pt"], "cannot create directory"),
     ],
 )

@@ -2,7 +2,8 @@
 
 Recipe (measured, see README): batch-norm MLP, SGD with Nesterov momentum under a one-cycle LR
 schedule, label smoothing, and light random affine augmentation done on whole batches on the fly
-(one affine_grid + grid_sample per batch, no per-sample PIL work).
+(one affine_grid + grid_sample per batch, no per-sample PIL work), and pen-stroke digits in forms
+MNIST rarely has mixed into the training set (`variants.py`; issue #16).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from edgemnist import UserError, __version__, atomic, data, first_line
 from edgemnist.contract import images_to_pixels
 from edgemnist.settings import PROVIDERS, MLPConfig, TrainConfig
+from edgemnist.training import variants
 from edgemnist.training.model import MLP
 
 CHECKPOINT_FORMAT = "edgemnist-checkpoint/1"
@@ -73,7 +75,8 @@ def train(
     data_dir: str | None = None,
     on_epoch=None,
 ) -> tuple[MLP, dict]:
-    """Train on the MNIST training set minus `cfg.holdout` held-out images; returns the model and its metrics (test accuracy each epoch).
+    """Train on the MNIST training set minus `cfg.holdout` held-out images, plus `cfg.variants` pen-stroke
+    digits in forms MNIST rarely has; returns the model and its metrics (test accuracy each epoch).
 
     `on_epoch(epoch, loss, test_accuracy)` is called after each epoch (progress display).
     Same seed and device -> same weights.
@@ -84,8 +87,12 @@ def train(
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
     mnist = data.load(data_dir)
     kept, _ = data.holdout_split(len(mnist.train_labels), cfg.holdout, cfg.seed)  # the rest fits the temperature
-    x_train = to_tensor(mnist.train_images[kept], dev)
-    y_train = torch.from_numpy(mnist.train_labels[kept].astype(np.int64)).to(dev)
+    images, labels = mnist.train_images[kept], mnist.train_labels[kept]
+    if cfg.variants:
+        drawn, drawn_labels = variants.render(cfg.variants, cfg.seed)
+        images, labels = np.concatenate([images, drawn]), np.concatenate([labels, drawn_labels])
+    x_train = to_tensor(images, dev)
+    y_train = torch.from_numpy(labels.astype(np.int64)).to(dev)
     x_test = to_tensor(mnist.test_images, dev)
     y_test = torch.from_numpy(mnist.test_labels.astype(np.int64)).to(dev)
 
@@ -121,6 +128,7 @@ def train(
         "seconds": time.perf_counter() - start,
         "epochs": cfg.epochs,
         "trained_on": int(len(kept)),
+        "variants": cfg.variants,
         "device": str(dev),
         "history": history,
     }
