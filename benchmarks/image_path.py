@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.preprocess import PreprocessError, preprocess  # noqa: E402
 
 import realworld  # noqa: E402
+import timing  # noqa: E402
 
 
 def plain(path: str) -> np.ndarray:
@@ -80,19 +80,10 @@ def timings(model: runtime.Model, sets: dict[str, list[str]], rounds: int) -> di
         "plain resize": lambda p: runtime.softmax(model.logits(plain(p)[None, None])),
         "model alone": lambda p: runtime.softmax(model.logits(clean)),
     }
-    out = {s: {k: [] for k in paths} for s in sets}
     jobs = [(s, p) for s, files in sets.items() for p in files]
-    rng = np.random.default_rng(1)
-    for name, fn in paths.items():  # warm-up
+    for fn in paths.values():  # warm-up
         fn(jobs[0][1])
-    for _ in range(rounds):
-        for j in rng.permutation(len(jobs)):
-            s, p = jobs[j]
-            for name in rng.permutation(list(paths)):
-                t = time.perf_counter()
-                paths[name](p)
-                out[s][name].append(time.perf_counter() - t)
-    return out
+    return timing.interleaved(jobs, paths, rounds)
 
 
 def accuracy(model: runtime.Model, mnist, n: int, out: Path) -> dict[str, dict[str, float]]:

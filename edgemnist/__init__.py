@@ -1,4 +1,12 @@
-"""edgemnist: train an MNIST MLP, export it to one ONNX file, quantize it, run it on onnxruntime."""
+"""edgemnist: train an MNIST MLP, export it to one ONNX file, quantize it, run it on onnxruntime.
+
+    import edgemnist
+    model = edgemnist.load()                 # the model `infer` would use; onnxruntime only
+    result = model.classify("digit.png")     # a path, bytes, a PIL image, a numpy array, or a list
+    print(result.label, result.confidence, result.sure)
+
+Importing this package imports nothing else (no numpy, Pillow, onnxruntime, torch) and changes nothing.
+"""
 
 __version__ = "0.1.0"
 
@@ -13,6 +21,29 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 2):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class ModelError(UserError):
+    """The model cannot be used: missing, not ONNX, or not edgemnist's input/output contract (exit 2)."""
+
+
+class ImageError(UserError):
+    """This picture cannot be turned into a digit: not an image, damaged, too large, blank (exit 1)."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message, exit_code)
+
+
+class InputError(UserError):
+    """An array or object `classify` cannot take: its shape, type or value range (exit 2)."""
+
+
+def load(path=None, provider: str = "auto", threads: int | None = None):
+    """Open a model for classifying pictures -> `edgemnist.api.Classifier`. `path` None: the model
+    `edgemnist infer` would pick. Raises ModelError, or UserError for a provider not available."""
+    from edgemnist.api import load as _load
+
+    return _load(path, provider, threads)
 
 
 def first_line(e: BaseException) -> str:

@@ -19,6 +19,7 @@ edgemnist/webapp/preprocess.js follows this file step for step (the browser test
 from __future__ import annotations
 
 import functools
+import io
 import struct
 import warnings
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from edgemnist import contract
+from edgemnist import ImageError, contract
 
 MAX_PIXELS = 40_000_000  # refuse larger images from their header, before decoding (decompression bombs)
 WORK_SIDE = 96  # the pixel work happens at about this size (the digit ends as 20x20)
@@ -38,34 +39,33 @@ MIN_PART = 0.08  # a component with less ink than this share of the largest one 
 INK_LEVEL = 0.25  # after contrast normalisation, fainter than this is paper (texture, JPEG ringing)
 
 
-class PreprocessError(Exception):
+class PreprocessError(ImageError):
     """This image cannot be turned into a digit; the message is one line for the user."""
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Decode any Pillow format by content, the first frame, EXIF orientation applied; JPEGs at the
-    reduced scale closest above WORK_SIDE. Pillow's own limits are left as they are: the size is
-    checked here from the header."""
-    path = Path(path)
-    if not path.exists():
-        raise PreprocessError("no such file")
-    if path.is_dir():
-        raise PreprocessError("is a directory, not an image")
-    if path.stat().st_size == 0:
-        raise PreprocessError("empty file")
+def open_image(source: str | Path | bytes) -> Image.Image:
+    """Decode any Pillow format by content (a file's path, or its bytes), the first frame, EXIF
+    orientation applied; JPEGs at the reduced scale closest above WORK_SIDE. Pillow's own limits are
+    left as they are: the size is checked here from the header."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise PreprocessError("empty file")
+        source = io.BytesIO(source)
+    else:
+        source = Path(source)
+        if not source.exists():
+            raise PreprocessError("no such file")
+        if source.is_dir():
+            raise PreprocessError("is a directory, not an image")
+        if source.stat().st_size == 0:
+            raise PreprocessError("empty file")
     try:
         # Pillow's warnings (its own bomb limit: ours is lower and below; corrupt EXIF or TIFF tags) would
         # reach the user as extra lines: a file either decodes or gets one line of error
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:  # reads the header only
-                if im.width * im.height > MAX_PIXELS:
-                    raise Image.DecompressionBombError
-                im.seek(0)  # first frame of an animation
-                if im.format == "JPEG":
-                    im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (WORK_SIDE, WORK_SIDE))
-                im.load()
-                return ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+            with Image.open(source) as im:  # reads the header only
+                return _decode(im)
     except UnidentifiedImageError:
         raise PreprocessError("not an image (unrecognised content)") from None
     except Image.DecompressionBombError:
@@ -77,8 +77,18 @@ def open_image(path: str | Path) -> Image.Image:
         raise PreprocessError(f"cannot decode image ({str(e) or type(e).__name__})") from None
 
 
-def load_gray(path: str | Path) -> np.ndarray:
-    """Image file -> float32 [H, W] in [0, 1] at the working resolution (transparency composited)."""
+def _decode(im: Image.Image) -> Image.Image:
+    if im.width * im.height > MAX_PIXELS:
+        raise Image.DecompressionBombError
+    im.seek(0)  # first frame of an animation
+    if im.format == "JPEG":
+        im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (WORK_SIDE, WORK_SIDE))
+    im.load()
+    return ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+
+
+def load_gray(path: str | Path | bytes) -> np.ndarray:
+    """Image file (or its bytes) -> float32 [H, W] in [0, 1] at the working resolution (transparency composited)."""
     im = open_image(path)
     try:
         return work_gray(im)
@@ -473,6 +483,42 @@ def to_mnist(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
     left = min(max(round(FRAME / 2 - 0.5 - cx), 0), FRAME - new_w)
     out = np.zeros((FRAME, FRAME), np.float32)
     out[top : top + new_h, left : left + new_w] = small
+    return out
+
+
+# the first bytes of the image formats a directory search picks up (Pillow reads them all)
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
+              b"\x00\x00\x01\x00", b"\x00\x00\x00\x0cjP  ", b"\xffO\xffQ")
+
+
+def looks_like_image(path: str | Path) -> bool:
+    """An image by content: the first bytes of a format Pillow reads (WebP: RIFF....WEBP; Netpbm: P1-P6)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    netpbm = head[:1] == b"P" and head[1:2] in b"123456" and head[2:3] in (b" ", b"\t", b"\r", b"\n")
+    return head.startswith(SIGNATURES) or netpbm or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+SKIPPED = ""  # prepare's error for a file found in a directory that is no image: no result at all
+
+
+def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY) -> list[tuple[np.ndarray | None, int, str | None]]:
+    """`preprocess` for a chunk of files, as `infer`'s worker processes run it: per (path, only if an
+    image) (pixels, how many digits side by side, None), or (None, 0, the one-line error), or
+    (None, 0, SKIPPED) for a file that was to be taken only if it is an image and is not."""
+    out: list[tuple[np.ndarray | None, int, str | None]] = []
+    for path, only_images in items:
+        if only_images and not looks_like_image(path):
+            out.append((None, 0, SKIPPED))
+            continue
+        notes: dict = {}
+        try:
+            out.append((preprocess(path, polarity, notes), notes.get("digits", 1), None))
+        except PreprocessError as e:
+            out.append((None, 0, str(e)))
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgemnist import UserError, contract, first_line
+from edgemnist import ModelError, UserError, contract, first_line
 from edgemnist.progress import say
 from edgemnist.settings import ECE_BINS, NOT_SURE_BELOW, PROVIDERS
 
@@ -108,14 +108,14 @@ def open_model(
     `reference=True`: graph optimizations off (see `session_options`)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"model {path} not found")
+        raise ModelError(f"model {path} not found")
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be at least 1, got {threads}")
     asked = resolve_providers(provider, ort.get_available_providers())
     try:
         session = ort.InferenceSession(str(path), sess_options=session_options(threads, reference=reference), providers=asked)
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph… for non-ONNX files
-        raise UserError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
+        raise ModelError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
     check_contract(session, path)
     check_granted(provider, asked, session.get_providers(), quiet=quiet)
     return Model(path=path, session=session, metadata=dict(session.get_modelmeta().custom_metadata_map))
@@ -125,12 +125,12 @@ def check_contract(session: ort.InferenceSession, path: Path) -> None:
     """The edgemnist input contract: one float32 input [N, 1, 28, 28], one output [N, 10]."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
-        raise UserError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
+        raise ModelError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
     inp, out = inputs[0], outputs[0]
     if inp.type != "tensor(float)" or len(inp.shape) != 4 or list(inp.shape[1:]) != contract.INPUT["shape"][1:]:
-        raise UserError(f"{path}: input {inp.name} is {inp.type} {inp.shape}, expected float32 [N, 1, 28, 28]")
+        raise ModelError(f"{path}: input {inp.name} is {inp.type} {inp.shape}, expected float32 [N, 1, 28, 28]")
     if len(out.shape) != 2 or out.shape[1] != contract.NUM_CLASSES:
-        raise UserError(f"{path}: output {out.name} has shape {out.shape}, expected [N, 10]")
+        raise ModelError(f"{path}: output {out.name} has shape {out.shape}, expected [N, 10]")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,0 +1,140 @@
+"""The Python API: `edgemnist.load()` -> a Classifier that takes any picture.  [runtime side]
+
+    model = edgemnist.load()                     # or load("runs/mlp.int8.onnx", provider="cpu")
+    model.classify("digit.png").label            # a path
+    model.classify(open("digit.png", "rb").read())   # the file's bytes: nothing touches the disk
+    model.classify(pil_image)                    # a PIL image
+    model.classify(frame)                        # numpy H x W gray or H x W x 3/4, uint8 or float in [0, 1]
+    model.classify(batch)                        # numpy N x 28 x 28 already in the MNIST contract -> list
+    model.classify([a, b, c])                    # a list of any of these -> list, one model call
+    model.logits(pixels)                         # the raw contract: float32 [N, 1, 28, 28] in [0, 1]
+
+Pictures go through the same preprocessing as `edgemnist infer`; an N x 28 x 28 (or N x 1 x 28 x 28)
+array is taken as MNIST-form digits (light on dark, the model's contract) and goes straight to the
+model. Errors are exceptions with the CLI's one-line messages: ImageError (this picture), InputError
+(what was passed), ModelError (the model), all UserError.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edgemnist import ImageError, InputError, contract, runtime
+from edgemnist.infer import answer, default_model_path
+from edgemnist.preprocess import load_gray, to_mnist, work_gray
+
+
+@dataclass(frozen=True)
+class Result:
+    """One digit: the label, its calibrated confidence, whether to trust it, all ten probabilities."""
+
+    label: int
+    confidence: float
+    sure: bool
+    probabilities: list[float]
+    top_k: list[list]  # [[digit, probability], ...], most probable first
+    note: str | None = None  # why not sure, when it is not the confidence (several digits side by side)
+
+
+class Classifier:
+    """An edgemnist model opened with onnxruntime; see the module's docstring."""
+
+    def __init__(self, model: runtime.Model):
+        self.model = model
+        self.path = model.path
+        self.polarity = model.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
+        self.not_sure_below = model.not_sure_below
+        self._input = model.input_name  # looked up once: classify's cost beyond the preprocessing stays small
+
+    def __repr__(self) -> str:
+        return f"Classifier({str(self.path)!r}, providers={self.model.providers})"
+
+    def logits(self, pixels) -> np.ndarray:
+        """The model's contract, raw: [N, 1, 28, 28] or [N, 28, 28] (float in [0, 1] or uint8) -> float32 [N, 10]."""
+        return self.model.logits(_contract_batch(pixels))
+
+    def classify(self, x, top_k: int = 3) -> Result | list[Result]:
+        """One picture -> a Result; a list of pictures or an N x 28 x 28 batch -> a list of Results."""
+        if isinstance(x, (list, tuple)):
+            prepared = []
+            for i, item in enumerate(x):
+                try:
+                    prepared.append(self._pixels(item))
+                except (ImageError, InputError) as e:
+                    raise type(e)(f"item {i}: {e}") from None
+            return self._answer(np.stack([p for p, _ in prepared]), [n for _, n in prepared], top_k) if prepared else []
+        if isinstance(x, np.ndarray) and (x.ndim == 4 or (x.ndim == 3 and x.shape[1:] == (contract.IMAGE_SIZE,) * 2)):
+            batch = _contract_batch(x)[:, 0]
+            return self._answer(batch, [1] * len(batch), top_k)
+        pixels, digits = self._pixels(x)
+        return self._answer(pixels[None], [digits], top_k)[0]
+
+    def _answer(self, pixels: np.ndarray, digits: list[int], top_k: int) -> list[Result]:
+        batch = np.ascontiguousarray(pixels[:, None], dtype=np.float32)
+        probs = runtime.softmax(self.model.session.run(None, {self._input: batch})[0].astype(np.float64))
+        return [Result(**a) for a in answer(probs, self.not_sure_below, digits, top_k)]
+
+    def _pixels(self, x) -> tuple[np.ndarray, int]:
+        """One picture -> (28x28 float32 in the model's polarity, digits side by side)."""
+        notes: dict = {}
+        gray = to_mnist(_gray(x), notes)
+        return (1.0 - gray if self.polarity == "dark-on-light" else gray), notes.get("digits", 1)
+
+
+def _gray(x) -> np.ndarray:
+    """Any one picture -> grayscale float32 at the working resolution, as `infer` reads files."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return load_gray(x)
+    if isinstance(x, (str, os.PathLike)):
+        try:
+            return load_gray(Path(x))
+        except ImageError as e:
+            raise type(e)(f"{x}: {e}") from None
+    if isinstance(x, Image.Image):
+        if x.width * x.height == 0:
+            raise ImageError("empty image")
+        return work_gray(x)
+    if isinstance(x, np.ndarray):
+        return work_gray(Image.fromarray(_as_uint8(x)))
+    raise InputError(f"cannot classify a {type(x).__name__}: give a path, bytes, a PIL image or a numpy array")
+
+
+def _as_uint8(a: np.ndarray) -> np.ndarray:
+    """An H x W or H x W x 3/4 picture, uint8 or float in [0, 1] -> uint8 for Pillow."""
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))) or min(a.shape[:2]) == 0:
+        raise InputError(f"an array picture is H x W or H x W x 3/4 (or a batch N x 28 x 28), got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    return np.round(_unit_float(a) * 255).astype(np.uint8)
+
+
+def _unit_float(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255
+    if not np.issubdtype(a.dtype, np.floating):
+        raise InputError(f"arrays are uint8 or float in [0, 1], got {a.dtype}")
+    a = a.astype(np.float32, copy=False)
+    if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1):
+        raise InputError("float arrays must hold values in [0, 1] (uint8 arrays are scaled by 1/255)")
+    return a
+
+
+def _contract_batch(pixels) -> np.ndarray:
+    """[N, 1, 28, 28] or [N, 28, 28], uint8 or float in [0, 1] -> float32 [N, 1, 28, 28]."""
+    a = np.asarray(pixels)
+    side = contract.IMAGE_SIZE
+    if a.ndim == 3 and a.shape[1:] == (side, side):
+        a = a[:, None]
+    if a.ndim != 4 or a.shape[1:] != (1, side, side):
+        raise InputError(f"the model's input is N x 1 x 28 x 28 or N x 28 x 28, got shape {a.shape}")
+    return np.ascontiguousarray(_unit_float(a), dtype=np.float32)
+
+
+def load(path: str | os.PathLike | None = None, provider: str = "auto", threads: int | None = None) -> Classifier:
+    """See `edgemnist.load`."""
+    return Classifier(runtime.open_model(path or default_model_path(), provider, threads, quiet=True))

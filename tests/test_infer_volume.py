@@ -1,0 +1,98 @@
+"""`edgemnist infer` at volume: directories and stdin as inputs, results streamed in input order,
+worker processes (--jobs) giving the same answers as one process, a summary line, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from conftest import ROOT, run_cli
+
+INT8 = str(ROOT / "exported" / "mlp.int8.onnx")
+
+
+def _tree(mnist, root):
+    """A folder as people have them: nested, with hidden entries, notes, a symlink loop, a file
+    named .png that is no image, and images in five formats without telling extensions."""
+    (root / "b" / "c").mkdir(parents=True)
+    (root / ".cache").mkdir()
+    Image.fromarray(255 - mnist.test_images[0]).save(root / "a.png")
+    Image.fromarray(255 - mnist.test_images[1]).convert("RGB").save(root / "b" / "scan.jpg")
+    Image.fromarray(255 - mnist.test_images[2]).save(root / "b" / "c" / "x.webp")
+    Image.fromarray(255 - mnist.test_images[3]).save(root / "b" / "c" / "no_extension", format="BMP")
+    Image.fromarray(255 - mnist.test_images[4]).save(root / "b" / "y.tif")
+    Image.fromarray(255 - mnist.test_images[5]).save(root / ".hidden.png")
+    Image.fromarray(255 - mnist.test_images[6]).save(root / ".cache" / "z.png")
+    (root / "notes.txt").write_text("digits from the form\n")
+    (root / "b" / "fake.png").write_text("not really a picture")
+    os.symlink(root, root / "b" / "loop")
+    return [str(root / p) for p in ("a.png", "b/c/no_extension", "b/c/x.webp", "b/scan.jpg", "b/y.tif")], [0, 3, 2, 1, 4]
+
+
+def test_directories_are_searched_for_images_in_sorted_order(mnist, tmp_path):
+    expected, picks = _tree(mnist, tmp_path / "forms")
+    proc = run_cli("infer", str(tmp_path / "forms"), "--json", "--model", INT8, "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in results] == expected  # hidden, notes, fake.png and the loop left out
+    assert [r["label"] for r in results] == [int(mnist.test_labels[i]) for i in picks]
+    assert proc.stderr.strip().splitlines()[-1].startswith("5 images: 0 failed, 0 not sure; ")
+
+
+def test_paths_on_stdin_alongside_arguments(mnist, tmp_path):
+    expected, _ = _tree(mnist, tmp_path / "forms")
+    listing = f"{expected[3]}\n\n{tmp_path / 'forms' / 'b' / 'c'}\n{tmp_path / 'missing.png'}\n"
+    proc = subprocess.run([sys.executable, "-m", "edgemnist", "infer", expected[0], "-", "--json", "--model", INT8],
+                          input=listing, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # the missing file: exit 1, the rest answered
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["path"] for r in results] == [expected[0], expected[3], *expected[1:3], str(tmp_path / "missing.png")]
+    assert results[-1]["error"] == "no such file" and all("label" in r for r in results[:-1])
+
+
+def test_worker_processes_give_the_same_answers_in_the_same_order(mnist, tmp_path):
+    """--jobs 2 over 150 files (ten chunks) prints exactly what --jobs 1 prints, line for line."""
+    rng = np.random.default_rng(0)
+    for i in range(150):
+        digit = 255 - mnist.test_images[i]
+        side = int(rng.integers(28, 120))
+        Image.fromarray(digit).resize((side, side)).save(tmp_path / f"{rng.integers(1e6):06d}-{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)  # found by content, fails to decode
+    one = run_cli("infer", str(tmp_path), "--json", "--model", INT8, "--jobs", "1")
+    two = run_cli("infer", str(tmp_path), "--json", "--model", INT8, "--jobs", "2")
+    assert one.returncode == two.returncode == 1
+    assert one.stdout == two.stdout and len(one.stdout.splitlines()) == 151
+    assert "1 failed" in two.stderr.splitlines()[-1] and "2 jobs" in two.stderr.splitlines()[-1]
+
+
+def test_ctrl_c_stops_cleanly_and_what_was_printed_stays_valid(mnist, tmp_path):
+    """Results stream: the first line arrives long before the last image; SIGINT then ends the run
+    with exit 130, whole JSON lines only, no traceback from the parent or its workers."""
+    image = tmp_path / "d.png"
+    Image.fromarray(255 - mnist.test_images[0]).resize((200, 200)).save(image)
+    listing = tmp_path / "listing.txt"
+    listing.write_text(f"{image}\n" * 50_000)  # ~1 min of work
+    with listing.open() as stdin:
+        proc = subprocess.Popen([sys.executable, "-m", "edgemnist", "infer", "-", "--json", "--model", INT8, "--jobs", "2"],
+                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    first = proc.stdout.readline()
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()  # through the same buffer as readline (communicate() would skip what it holds)
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [first, *rest.splitlines()]
+    assert 1 <= len(lines) < 50_000 and all(json.loads(line)["label"] == int(mnist.test_labels[0]) for line in lines)
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "interrupted"
+
+
+def test_a_folder_without_images_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "notes.txt").write_text("nothing here")
+    proc = run_cli("infer", str(tmp_path), "--model", INT8)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: no images")
