@@ -17,20 +17,21 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "testkit")]
 
 from edgemnist import runtime  # noqa: E402
-from edgemnist.bench import bound_call  # noqa: E402
+from edgemnist.bench import bound_call, interleaved  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
+
+from floor import empty_model  # noqa: E402
 
 
 def layer_widths(proto: onnx.ModelProto) -> list[tuple[onnx.NodeProto, int]]:
@@ -69,32 +70,6 @@ def truncated(proto: onnx.ModelProto, k: int) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=proto.opset_import, ir_version=proto.ir_version)
 
 
-def empty_model() -> onnx.ModelProto:
-    consts = [numpy_helper.from_array(np.array([v], np.int64), n) for n, v in (("s", 0), ("e", 10), ("a", 1))]
-    graph = helper.make_graph(
-        [helper.make_node("Flatten", ["pixels"], ["f"]), helper.make_node("Slice", ["f", "s", "e", "a"], ["logits"])],
-        "empty", [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 1, 28, 28])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], consts)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-
-
-def interleaved(calls: dict, seconds: float, rounds: int = 40) -> dict[str, np.ndarray]:
-    samples = {k: [] for k in calls}
-    for call in calls.values():
-        for _ in range(200):
-            call()
-    order, rng = list(calls), np.random.default_rng(0)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for key in order:
-            call, got, end = calls[key], samples[key], time.perf_counter() + seconds / rounds
-            while time.perf_counter() < end:
-                t0 = time.perf_counter_ns()
-                call()
-                got.append(time.perf_counter_ns() - t0)
-    return {k: np.array(v) / 1000 for k, v in samples.items()}
-
-
 def measure(model: Path, seconds: float) -> dict:
     proto = onnx.load(model)
     layers = layer_widths(proto)
@@ -115,7 +90,7 @@ def measure(model: Path, seconds: float) -> dict:
         feeds = {whole.input_name: x}
         calls["whole model, public run_with_iobinding"] = lambda: whole.session.run_with_iobinding(binding)
         calls["whole model, session.run"] = lambda: whole.session.run(None, feeds)
-        times = interleaved(calls, seconds)
+        times = interleaved(calls, seconds * len(calls), 40, warmup=200)
     rows, previous = [], None
     for name, t in times.items():
         p50, p10 = float(np.percentile(t, 50)), float(np.percentile(t, 10))

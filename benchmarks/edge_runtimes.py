@@ -31,16 +31,18 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "testkit")]
 
 from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import bound_call  # noqa: E402
+from edgemnist.bench import bound_call, interleaved  # noqa: E402
 from edgemnist.contract import NUM_CLASSES, images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.settings import QuantSettings  # noqa: E402
 from edgemnist.training.model import fold  # noqa: E402
 from edgemnist.training.quantize import calibration_sample  # noqa: E402
 from edgemnist.training.train import load_checkpoint, predict  # noqa: E402
+
+from floor import empty_model  # noqa: E402
 
 BATCHES = {"latency": 1, "throughput": 1024, "accuracy": 1000}
 
@@ -162,15 +164,7 @@ def set_threads(threads: int) -> None:
 
 
 def empty_onnx(out: Path) -> Path:
-    from onnx import TensorProto, helper
-
-    shape = lambda name, dims: helper.make_tensor_value_info(name, TensorProto.FLOAT, dims)  # noqa: E731
-    consts = [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in (("s", 0), ("e", 10), ("a", 1))]
-    graph = helper.make_graph(
-        [helper.make_node("Flatten", ["pixels"], ["f"]), helper.make_node("Slice", ["f", "s", "e", "a"], ["logits"])],
-        "empty", [shape("pixels", ["N", 1, 28, 28])], [shape("logits", ["N", 10])], consts,
-    )
-    out.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8).SerializeToString())
+    out.write_bytes(empty_model().SerializeToString())
     return out
 
 
@@ -207,21 +201,7 @@ def accuracy(files: dict, pixels: np.ndarray, labels: np.ndarray, reference: np.
 def timing(files: dict, batch: int, threads: int, seconds: float, rounds: int = 10) -> dict:
     """(runtime, precision) -> latencies in µs at this batch size, all runtimes interleaved."""
     calls = {(n, p): RUNNERS[n](path, batch, threads)[0] for (n, p, b), path in files.items() if b == batch}
-    samples: dict = {k: [] for k in calls}
-    for call in calls.values():
-        for _ in range(20):
-            call()
-    order = list(calls)
-    rng = np.random.default_rng(0)
-    for _ in range(rounds):
-        rng.shuffle(order)
-        for key in order:
-            end = time.perf_counter() + seconds / rounds
-            while time.perf_counter() < end:
-                t0 = time.perf_counter_ns()
-                calls[key]()
-                samples[key].append((time.perf_counter_ns() - t0) / 1000)
-    return {k: np.array(v) for k, v in samples.items()}
+    return interleaved(calls, seconds * len(calls), rounds)
 
 
 # Fresh process to first answer, importing only what each runtime's Python API needs

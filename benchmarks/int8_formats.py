@@ -16,7 +16,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # 
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
 
 from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import bound_call  # noqa: E402
+from edgemnist.bench import bound_call, interleaved  # noqa: E402
 from edgemnist.contract import NUM_CLASSES, images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.settings import QuantSettings  # noqa: E402
@@ -72,18 +71,7 @@ def speed(paths: dict[str, Path], batch: int, seconds: float, rounds: int = 30) 
     x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
     models = {name: runtime.open_model(path, "cpu", 1, quiet=True) for name, path in paths.items()}
     calls = {name: bound_call(m.session, m.input_name, x, NUM_CLASSES) for name, m in models.items()}
-    samples: dict[str, list[int]] = {name: [] for name in calls}
-    for call in calls.values():
-        for _ in range(20):
-            call()
-    for _ in range(rounds):
-        for name, call in calls.items():
-            end = time.perf_counter() + seconds / rounds
-            while time.perf_counter() < end:
-                t0 = time.perf_counter_ns()
-                call()
-                samples[name].append(time.perf_counter_ns() - t0)
-    return {name: float(np.median(v)) / 1000 for name, v in samples.items()}
+    return {name: float(np.median(v)) for name, v in interleaved(calls, seconds * len(calls), rounds).items()}
 
 
 def pair_sum(r: dict) -> str:

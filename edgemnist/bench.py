@@ -215,11 +215,29 @@ def _time(call: Callable[[], object], seconds: float, into: list[float]) -> None
             return
 
 
+def interleaved(calls: dict, seconds: float, rounds: int = ROUNDS, *, warmup: int = 20, seed: int = 0,
+                on_round: Callable[[], None] | None = None) -> dict:
+    """The one timing sampler of `bench` and the benchmark scripts: `seconds` shared by the calls over
+    `rounds` rounds, each round in a new seeded shuffled order (machine noise hits every call alike),
+    each call repeated for its slice of the round. -> {key: latencies in µs (numpy array)}."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples: dict = {key: [] for key in calls}
+    order, rng = list(calls), random.Random(seed)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for key in order:
+            _time(calls[key], seconds / (rounds * len(calls)), samples[key])
+        if on_round:
+            on_round()
+    return {key: np.array(v) for key, v in samples.items()}
+
+
 def measure(backends: list[Backend], batch_sizes: list[int], candidates: list[int], duration: float, quiet: bool):
     """Per (backend index, batch): the latencies in µs and the thread count used."""
     latencies: dict[tuple[int, int], list[float]] = {}
     chosen: dict[tuple[int, int], int] = {}
-    order = random.Random(0)
     with bar(quiet=quiet) as progress:
         task = progress.add_task("bench", total=len(batch_sizes) * ROUNDS, status="")
         for batch in batch_sizes:
@@ -227,11 +245,9 @@ def measure(backends: list[Backend], batch_sizes: list[int], candidates: list[in
             calls = {}
             for i in active:  # warm-up, and the thread count
                 chosen[i, batch], calls[i] = pick_threads(backends[i], batch, candidates)
-            for _ in range(ROUNDS):
-                order.shuffle(active)
-                for i in active:
-                    _time(calls[i], duration / ROUNDS, latencies.setdefault((i, batch), []))
-                progress.update(task, advance=1, status=f"batch {batch}")
+            samples = interleaved(calls, duration * len(calls), ROUNDS, warmup=0,
+                                  on_round=lambda: progress.update(task, advance=1, status=f"batch {batch}"))
+            latencies.update({(i, batch): v.tolist() for i, v in samples.items()})
     return latencies, chosen
 
 

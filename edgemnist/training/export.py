@@ -131,6 +131,36 @@ def int8_path_for(out: Path) -> Path:
     return out.with_name(f"{out.stem}.int8.onnx")
 
 
+def _gate(model, mnist, fp32, int8, where: Path, settings: QuantSettings, thresholds: Thresholds, on_stage) -> dict:
+    """The parity gate on the models as they will be written (saved to a temporary folder beside the
+    destination, then read back by onnxruntime)."""
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        fp32_tmp, int8_tmp = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        onnx.save_model(fp32, fp32_tmp)
+        if int8 is not None:
+            onnx.save_model(int8, int8_tmp)
+        on_stage("parity")
+        return parity.run(
+            model, mnist.test_images, mnist.test_labels, fp32_tmp, int8_tmp if int8 else None, thresholds,
+            int8_dynamic=settings.method == "dynamic",
+        )
+
+
+def _save_both(fp32, int8, out: Path, meta: dict, fitted: dict, report: dict) -> None:
+    """Each model with its metadata (the measured figures included), written atomically; the report
+    gets their paths and sizes."""
+    set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"}
+                 | {"edgemnist.precision": "fp32", "edgemnist.calibration": calibration_metadata(fitted, report["fp32"])})
+    save(fp32, out)
+    report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}
+    if int8 is not None:
+        int8_out = int8_path_for(out)
+        set_metadata(int8, meta | {"edgemnist.precision": "int8", "edgemnist.calibration": calibration_metadata(fitted, report["int8"])})
+        save(int8, int8_out)
+        report["int8"] |= {"path": str(int8_out), "size_bytes": int8_out.stat().st_size}
+        report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]
+
+
 def export_checkpoint(
     checkpoint: Path,
     out: Path,
@@ -171,28 +201,9 @@ def export_checkpoint(
         on_stage("quantize")
         int8 = q.quantize(fp32, settings, mnist.train_images)
 
-    int8_out = int8_path_for(out) if quantize else None
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        fp32_tmp, int8_tmp = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
-        onnx.save_model(fp32, fp32_tmp)
-        if int8 is not None:
-            onnx.save_model(int8, int8_tmp)
-        on_stage("parity")
-        report = parity.run(
-            model, mnist.test_images, mnist.test_labels, fp32_tmp, int8_tmp if int8 else None, thresholds,
-            int8_dynamic=settings.method == "dynamic",
-        )
-    meta |= measured_metadata(report, settings)
+    report = _gate(model, mnist, fp32, int8, out.parent, settings, thresholds, on_stage)
     report["calibration"] = fitted
-    set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"}
-                 | {"edgemnist.precision": "fp32", "edgemnist.calibration": calibration_metadata(fitted, report["fp32"])})
-    save(fp32, out)
-    report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}
-    if int8 is not None:
-        set_metadata(int8, meta | {"edgemnist.precision": "int8", "edgemnist.calibration": calibration_metadata(fitted, report["int8"])})
-        save(int8, int8_out)
-        report["int8"] |= {"path": str(int8_out), "size_bytes": int8_out.stat().st_size}
-        report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]
+    _save_both(fp32, int8, out, meta | measured_metadata(report, settings), fitted, report)
     report["failing"] = [report[p]["path"] for p in ("fp32", "int8")
                          if report[p] and any(f.startswith(f"{p} ") for f in report["failures"])]
     report["checkpoint"] = str(checkpoint)

@@ -67,6 +67,22 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(1) == labels).float().mean().item()
 
 
+def training_data(cfg: TrainConfig, dev: torch.device, data_dir: str | None = None):
+    """((x, y) to train on, (x, y) of the test set, how many MNIST images are trained on): MNIST's
+    training set minus the seeded hold-out (it fits the temperature), plus the pen-stroke variants."""
+    mnist = data.load(data_dir)
+    kept, _ = data.holdout_split(len(mnist.train_labels), cfg.holdout, cfg.seed)
+    images, labels = mnist.train_images[kept], mnist.train_labels[kept]
+    if cfg.variants:
+        drawn, drawn_labels = variants.render(cfg.variants, cfg.seed)
+        images, labels = np.concatenate([images, drawn]), np.concatenate([labels, drawn_labels])
+
+    def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_tensor(x, dev), torch.from_numpy(y.astype(np.int64)).to(dev)
+
+    return pair(images, labels), pair(mnist.test_images, mnist.test_labels), int(len(kept))
+
+
 def train(
     model_config: MLPConfig,
     cfg: TrainConfig,
@@ -85,16 +101,7 @@ def train(
     dev = device if isinstance(device, torch.device) else pick_device(device)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
-    mnist = data.load(data_dir)
-    kept, _ = data.holdout_split(len(mnist.train_labels), cfg.holdout, cfg.seed)  # the rest fits the temperature
-    images, labels = mnist.train_images[kept], mnist.train_labels[kept]
-    if cfg.variants:
-        drawn, drawn_labels = variants.render(cfg.variants, cfg.seed)
-        images, labels = np.concatenate([images, drawn]), np.concatenate([labels, drawn_labels])
-    x_train = to_tensor(images, dev)
-    y_train = torch.from_numpy(labels.astype(np.int64)).to(dev)
-    x_test = to_tensor(mnist.test_images, dev)
-    y_test = torch.from_numpy(mnist.test_labels.astype(np.int64)).to(dev)
+    (x_train, y_train), (x_test, y_test), n_mnist = training_data(cfg, dev, data_dir)
 
     model = MLP(model_config).to(dev)
     opt = torch.optim.SGD(
@@ -127,7 +134,7 @@ def train(
         "test_accuracy": history[-1]["test_accuracy"],
         "seconds": time.perf_counter() - start,
         "epochs": cfg.epochs,
-        "trained_on": int(len(kept)),
+        "trained_on": n_mnist,
         "variants": cfg.variants,
         "device": str(dev),
         "history": history,
