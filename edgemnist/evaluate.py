@@ -5,6 +5,7 @@ An .onnx model runs through onnxruntime (torch is never imported); a .pt checkpo
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -38,12 +39,14 @@ def evaluate(
             raise UserError("evaluating a .pt checkpoint needs torch: pip install 'edgemnist[train]'") from None
         model, _ = load_checkpoint(path)
         logits, providers, backend = torch_logits(model, pixels), ["torch-cpu"], "torch"
+        identity = {"precision": "checkpoint", "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     else:
         model = runtime.open_model(path, provider, threads, quiet=quiet)
         logits, providers, backend = model.logits(pixels, batch_size=len(pixels)), model.providers, "onnxruntime"
+        identity = {"precision": model.precision, "sha256": model.sha256}
     report = runtime.classification_report(logits.argmax(1), mnist.test_labels)
     report["calibration"] = runtime.calibration(logits, mnist.test_labels.astype(np.int64))
-    report |= {"model": str(path), "backend": backend, "providers": providers, "seconds": time.perf_counter() - start}
+    report |= {"model": str(path), **identity, "backend": backend, "providers": providers, "seconds": time.perf_counter() - start}
     return report
 
 

@@ -5,6 +5,7 @@ Never imports torch: onnxruntime + numpy only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -58,6 +59,19 @@ class Model:
     path: Path
     session: ort.InferenceSession
     metadata: dict[str, str]
+    sha256: str = ""  # of the file's bytes, as opened
+
+    @property
+    def precision(self) -> str:
+        return self.metadata.get("edgemnist.precision", "unknown precision")
+
+    def identity(self) -> dict:
+        """Which model this is: path, precision, SHA-256 of the file (in --json outputs)."""
+        return {"path": str(self.path), "precision": self.precision, "sha256": self.sha256}
+
+    def describe(self) -> str:
+        """One line for people: path (precision, the first 12 hex digits of its SHA-256)."""
+        return f"{self.path} ({self.precision}, sha256 {self.sha256[:12]})"
 
     @property
     def providers(self) -> list[str]:
@@ -113,12 +127,17 @@ def open_model(
         raise UserError(f"--threads must be at least 1, got {threads}")
     asked = resolve_providers(provider, ort.get_available_providers())
     try:
-        session = ort.InferenceSession(str(path), sess_options=session_options(threads, reference=reference), providers=asked)
+        blob = path.read_bytes()  # hashed and loaded from the same bytes: the model named is the model run
+        session = ort.InferenceSession(blob, sess_options=session_options(threads, reference=reference), providers=asked)
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph… for non-ONNX files
         raise ModelError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
     check_contract(session, path)
     check_granted(provider, asked, session.get_providers(), quiet=quiet)
-    return Model(path=path, session=session, metadata=dict(session.get_modelmeta().custom_metadata_map))
+    model = Model(path=path, session=session, metadata=dict(session.get_modelmeta().custom_metadata_map),
+                  sha256=hashlib.sha256(blob).hexdigest())
+    if not quiet:
+        say(f"model: {model.describe()}")
+    return model
 
 
 def check_contract(session: ort.InferenceSession, path: Path) -> None:

@@ -97,6 +97,7 @@ def verify(
     quantization = model.metadata_json("edgemnist.quantization")
     return {
         "model": str(path),
+        "sha256": model.sha256,
         "passed": not failures,
         "failures": failures,
         "precision": precision,

@@ -165,7 +165,7 @@ def test_infer_cli_json_processes_every_image_and_exits_1_on_any_failure(mnist, 
     proc = run_cli("infer", *paths, "--json", "--model", str(INT8), "--provider", "cpu", "--save-preprocessed", str(tmp_path / "seen"))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r["path"] for r in lines] == paths
+    assert [r["path"] for r in lines] == [p for p in paths if not Path(p).is_dir()]  # a folder is searched: this one is empty
     first = lines[0]
     assert first["label"] == int(mnist.test_labels[0]) and len(first["probabilities"]) == 10
     assert abs(sum(first["probabilities"]) - 1) < 1e-6 and first["confidence"] == max(first["probabilities"])
@@ -302,3 +302,17 @@ def test_damaged_image_files_end_as_a_result_or_one_line(mnist, tmp_path):
         assert x.shape == (28, 28) and np.isfinite(x).all()
         outcomes["digit"] += 1
     assert outcomes["refused"] > 0 and outcomes["digit"] > 0, outcomes
+
+
+def test_every_command_that_runs_a_model_says_which(mnist, tmp_path):
+    """Path, precision and the first 12 hex digits of the SHA-256 of the bytes that were loaded: on
+    stderr for people (also with --json), in the JSON of eval and verify."""
+    import hashlib
+
+    good = tmp_path / "good.png"
+    _digit_image(mnist).save(good)
+    sha = hashlib.sha256(INT8.read_bytes()).hexdigest()
+    for args in (["infer", str(good), "--json"], ["infer", str(good)], ["eval", str(INT8)]):
+        proc = run_cli(*args, "--model", str(INT8)) if args[0] == "infer" else run_cli(*args)
+        assert proc.returncode == 0 and f"model: {INT8} (int8, sha256 {sha[:12]})" in proc.stderr, proc.stderr
+    assert json.loads(run_cli("eval", str(INT8), "--json").stdout)["sha256"] == sha
