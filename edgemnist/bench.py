@@ -87,8 +87,8 @@ def bound_call(session, input_name: str, x: np.ndarray, width: int) -> Callable[
     return lambda keep=(x, out, binding): inner.run_with_iobinding(inner_binding, run_options)
 
 
-def ort_backend(path: Path, provider: str, taken: set[str]) -> Backend:
-    open_with = functools.cache(lambda threads: runtime.open_model(path, provider, threads, quiet=True))
+def ort_backend(path: Path, provider: str, taken: set[str], allow_failed_gate: bool = False) -> Backend:
+    open_with = functools.cache(lambda threads: runtime.open_model(path, provider, threads, quiet=True, allow_failed_gate=allow_failed_gate))
     model = open_with(runtime.default_threads())
     precision = model.metadata.get("edgemnist.precision") or ("int8" if ".int8." in path.name else "fp32")
     name = f"ort-{precision}" if f"ort-{precision}" not in taken else f"ort-{precision}:{path.stem}"
@@ -162,7 +162,8 @@ def torch_backends(checkpoint: Path) -> list[Backend]:
     ]
 
 
-def collect(models: list[Path], checkpoint: Path | None, use_torch: bool, provider: str, notes: list[str]) -> list[Backend]:
+def collect(models: list[Path], checkpoint: Path | None, use_torch: bool, provider: str, notes: list[str],
+            allow_failed_gate: bool = False) -> list[Backend]:
     """Every backend of the run; what is skipped (torch missing, no shapes for a ceiling) goes to notes."""
     backends: list[Backend] = []
     if use_torch:
@@ -179,7 +180,7 @@ def collect(models: list[Path], checkpoint: Path | None, use_torch: bool, provid
             else:
                 notes.append(f"PyTorch baseline skipped: no checkpoint at {ckpt}")
     taken: set[str] = set()
-    backends += [ort_backend(p, provider, taken) for p in models]
+    backends += [ort_backend(p, provider, taken, allow_failed_gate) for p in models]
     shapes = next((b.shapes for b in backends if b.name.startswith("ort-") and b.shapes), None)
     ceiling = matmul_ceiling_backend(shapes) if shapes else None
     if ceiling:
@@ -299,6 +300,7 @@ def run(
     provider: str = "cpu",
     duration: float = 2.0,
     quiet: bool = False,
+    allow_failed_gate: bool = False,
 ) -> dict:
     if not duration > 0:
         raise UserError(f"--duration must be positive, got {duration}")
@@ -307,7 +309,7 @@ def run(
     # without --threads, each backend and batch size gets the faster of 1 and all cores (same rule for all)
     candidates = [threads] if threads else sorted({1, runtime.default_threads()})
     notes: list[str] = []
-    backends = collect(models, checkpoint, use_torch, provider, notes)
+    backends = collect(models, checkpoint, use_torch, provider, notes, allow_failed_gate)
     rows = summarize(backends, *measure(backends, batch_sizes, candidates, duration, quiet))
     ceiling = next((r for r in rows if r["backend"] == CEILING), None)
     notes += [f"int8 is SLOWER than fp32 on this host at batch {r['batch_size']} ({r['int8_vs_fp32']:.2f}x, {r['model']})"

@@ -55,6 +55,7 @@ Json = Annotated[bool, typer.Option("--json", help="One JSON object on stdout; h
 ProviderOpt = Annotated[Provider, typer.Option(help="onnxruntime execution provider.")]
 Threads = Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: cores, at most 4).")]
 MinReferenceAgreement = Annotated[float, typer.Option(help="Gate: top-1 agreement of this CPU's fused kernels with the reference semantics (0..1).")]
+AllowFailedGate = Annotated[bool, typer.Option("--allow-failed-gate", help="Run a model that export marked as failing its parity gate (refused otherwise).")]
 MaxReferenceDlogit = Annotated[float, typer.Option(help="Gate: max |Δlogit| between this CPU's fused kernels and the reference semantics.")]
 
 
@@ -202,6 +203,8 @@ def print_parity(r: dict) -> None:
             + (f"{'<=' if sat['saturation_free'] else '>'} {sat['int16_max']:,}: "
                + ("saturation-free on every CPU" if sat["saturation_free"] else "saturates on x86 without VNNI")))
     say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"]) if p))
+    for path in r.get("removed", []):
+        say(f"removed {path}: an older int8 model that infer would have picked instead of this one")
 
 
 @app.command()
@@ -213,6 +216,7 @@ def infer(
     jobs: Annotated[Optional[int], typer.Option(help="Worker processes that read and preprocess the images (default: the cores this process may use).", min=1, max=256)] = None,
     top_k: Annotated[int, typer.Option(help="How many top classes to show.", min=1, max=10)] = 3,
     save_preprocessed: Annotated[Optional[Path], typer.Option(help="Write the 28x28 image the model saw into this directory.")] = None,
+    allow_failed_gate: AllowFailedGate = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout (JSON lines); human text goes to stderr.")] = False,
 ):
     """Classify handwritten digit images; results stream in input order."""
@@ -223,7 +227,8 @@ def infer(
 
     # one onnxruntime thread unless asked: a chunk is a small batch, and idle ORT threads spin on the
     # cores the preprocessing workers need (measured: --jobs 2 went from 1.4x to 1.8x --jobs 1)
-    m = runtime.open_model(model or inf.default_model_path(), provider.value, threads or 1)  # says which, on stderr
+    m = runtime.open_model(model or inf.default_model_path(), provider.value, threads or 1,  # says which, on stderr
+                           allow_failed_gate=allow_failed_gate)
     jobs = jobs or inf.default_jobs()
     stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs)
     counts = {"n": 0, "failed": 0, "not sure": 0}
@@ -273,12 +278,14 @@ def eval_cmd(
     threads: Threads = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a confusion-matrix picture (PNG/SVG/PDF).")] = None,
     data_dir: DataDir = None,
+    allow_failed_gate: AllowFailedGate = False,
     json_out: Json = False,
 ):
     """Accuracy, per-class accuracy and confusion matrix on the full MNIST test set."""
     from edgemnist import evaluate as ev
 
-    report = ev.evaluate(model, provider=provider.value, threads=threads, data_dir=data_dir, quiet=json_out)
+    report = ev.evaluate(model, provider=provider.value, threads=threads, data_dir=data_dir, quiet=json_out,
+                         allow_failed_gate=allow_failed_gate)
     if plot is not None:
         ev.plot_confusion(report, plot)
         report["plot"] = str(plot)
@@ -303,6 +310,7 @@ def verify(
     min_reference_agreement: MinReferenceAgreement = Thresholds.reference_min_agreement,
     max_reference_dlogit: MaxReferenceDlogit = Thresholds.reference_max_abs_dlogit,
     data_dir: DataDir = None,
+    allow_failed_gate: AllowFailedGate = False,
     json_out: Json = False,
 ):
     """Check a model on this device's kernels: accuracy vs its recorded accuracy, and vs its reference semantics."""
@@ -310,7 +318,8 @@ def verify(
 
     thresholds = Thresholds(verify_max_drop_pp=max_drop, reference_min_agreement=min_reference_agreement,
                             reference_max_abs_dlogit=max_reference_dlogit)
-    report = vf.verify(model, provider=provider.value, threads=threads, data_dir=data_dir, thresholds=thresholds, quiet=json_out)
+    report = vf.verify(model, provider=provider.value, threads=threads, data_dir=data_dir, thresholds=thresholds, quiet=json_out,
+                       allow_failed_gate=allow_failed_gate)
     if json_out:
         emit(report)
     else:
@@ -331,6 +340,7 @@ def bench(
     no_torch: Annotated[bool, typer.Option("--no-torch", help="Skip the PyTorch baseline.")] = False,
     plot: Annotated[Optional[Path], typer.Option(help="Bar chart of images/s per backend and batch size.")] = None,
     profile: Annotated[bool, typer.Option("--profile", help="Instead: onnxruntime's per-node timings of each model at one batch size.")] = False,
+    allow_failed_gate: AllowFailedGate = False,
     json_out: Json = False,
 ):
     """Latency percentiles and throughput of PyTorch eager vs ONNX fp32 vs ONNX int8, side by side."""
@@ -345,7 +355,7 @@ def bench(
         return
     report = b.run(
         b.parse_models(models), b.parse_batch_sizes(batch_sizes), checkpoint=checkpoint, use_torch=not no_torch,
-        threads=threads, provider=provider.value, duration=duration, quiet=json_out,
+        threads=threads, provider=provider.value, duration=duration, quiet=json_out, allow_failed_gate=allow_failed_gate,
     )
     if plot is not None:
         b.plot(report, plot)
@@ -365,13 +375,14 @@ WebModel = Annotated[Optional[Path], typer.Option(help="ONNX model for the page 
 def web_build(
     site: Annotated[Path, typer.Argument(help="Directory to write the static site into (replaced whole).")],
     model: WebModel = None,
+    allow_failed_gate: AllowFailedGate = False,
     json_out: Json = False,
 ):
     """Write a self-contained static site: index.html, the app, onnxruntime-web's wasm-only entry, the model."""
     from edgemnist import infer as inf
     from edgemnist import web
 
-    report = web.build(site, model or inf.default_model_path())
+    report = web.build(site, model or inf.default_model_path(), allow_failed_gate)
     if json_out:
         emit(report)
         return

@@ -116,9 +116,11 @@ def session_options(threads: int | None, *, reference: bool = False) -> ort.Sess
 
 
 def open_model(
-    path: str | os.PathLike, provider: str = "auto", threads: int | None = None, *, quiet: bool = False, reference: bool = False
+    path: str | os.PathLike, provider: str = "auto", threads: int | None = None, *, quiet: bool = False, reference: bool = False,
+    allow_failed_gate: bool = False,
 ) -> Model:
-    """Open an ONNX model for inference; UserError (exit 2) for anything that is not a usable model.
+    """Open an ONNX model for inference; ModelError (exit 2) for anything that is not a usable model,
+    and for a model export marked as failing its parity gate (unless `allow_failed_gate`).
     `reference=True`: graph optimizations off (see `session_options`)."""
     path = Path(path)
     if not path.is_file():
@@ -132,12 +134,28 @@ def open_model(
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph… for non-ONNX files
         raise ModelError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
     check_contract(session, path)
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    if not allow_failed_gate:
+        check_gate(metadata, path)
     check_granted(provider, asked, session.get_providers(), quiet=quiet)
-    model = Model(path=path, session=session, metadata=dict(session.get_modelmeta().custom_metadata_map),
-                  sha256=hashlib.sha256(blob).hexdigest())
+    model = Model(path=path, session=session, metadata=metadata, sha256=hashlib.sha256(blob).hexdigest())
     if not quiet:
         say(f"model: {model.describe()}")
     return model
+
+
+def check_gate(metadata: dict[str, str], path: Path) -> None:
+    """`export` marks each model with its parity gate's verdict (edgemnist.gate); a failed one is
+    kept for inspection, never run by mistake. Models without the mark (older exports, other tools)
+    pass."""
+    try:
+        gate = json.loads(metadata.get("edgemnist.gate", "{}"))
+    except ValueError:
+        gate = {"passed": False, "failures": ["its edgemnist.gate metadata is not JSON"]}
+    if isinstance(gate, dict) and gate.get("passed", True) is not True:
+        failures = gate.get("failures") or ["no reason recorded"]
+        raise ModelError(f"{path} failed its parity gate at export ({'; '.join(map(str, failures))[:200]}): "
+                         "re-export it, or pass --allow-failed-gate to run it anyway")
 
 
 def check_contract(session: ort.InferenceSession, path: Path) -> None:

@@ -97,9 +97,9 @@ def fetch_runtime() -> Path:
     return target
 
 
-def model_facts(path: Path) -> dict:
+def model_facts(path: Path, allow_failed_gate: bool = False) -> dict:
     """What the page shows and needs from the model's metadata (it is checked against the contract here)."""
-    model = runtime.open_model(path, "cpu", quiet=True)
+    model = runtime.open_model(path, "cpu", quiet=True, allow_failed_gate=allow_failed_gate)
     meta = model.metadata
     accuracy = meta.get(f"edgemnist.accuracy.{meta.get('edgemnist.precision', 'fp32')}")
     return {
@@ -146,13 +146,13 @@ def _app_file(name: str):
     return resources.files("edgemnist.webapp") / name
 
 
-def build(site: Path, model: Path) -> dict:
+def build(site: Path, model: Path, allow_failed_gate: bool = False) -> dict:
     """Write the site into `site` (replaced whole: built beside it, then renamed over it).
     A bad model fails before anything is written."""
     site, model = Path(site), Path(model)
     if not model.is_file():
         raise UserError(f"model {model} not found")
-    facts = model_facts(model)  # UserError (exit 2) for a non-ONNX or contract-breaking model
+    facts = model_facts(model, allow_failed_gate)  # UserError (exit 2) for a non-ONNX, contract-breaking or gate-failed model
     if site.exists() and not (site / "site.json").is_file() and (not site.is_dir() or any(site.iterdir())):
         raise UserError(f"{site} exists and is not an edgemnist site: refusing to replace it")
     ort_dir = fetch_runtime()

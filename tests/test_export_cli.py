@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from PIL import Image
 
 from conftest import cli, run_cli
 
@@ -20,6 +21,26 @@ def test_export_cli_json_and_a_failing_gate_exits_1_naming_the_check(trained, tm
     assert report["failing"] == [str(out)] and proc.stderr.rstrip().endswith(f"failing: {out})")  # int8 passed
     assert out.is_file() and (tmp_path / "strict.int8.onnx").is_file()  # both kept for inspection
     assert "Traceback" not in proc.stderr
+    # ... and marked: the failed one is refused by what runs models, unless asked for by name
+    image = tmp_path / "d.png"
+    Image.new("L", (60, 60), 255).save(image)  # never read: the model is refused first
+    for args in (["infer", str(image), "--model", str(out)], ["eval", str(out)], ["verify", str(out)],
+                 ["bench", "--models", str(out), "--no-torch", "--duration", "0.05"], ["web", "build", str(tmp_path / "site"), "--model", str(out)]):
+        refused = cli(*args)
+        assert refused.returncode == 2 and "failed its parity gate at export (fp32 max |Δlogit|" in refused.stderr, (args, refused.stderr)
+        assert "--allow-failed-gate" in refused.stderr.strip().splitlines()[-1]
+    assert cli("eval", str(out), "--allow-failed-gate", "--json").returncode == 0
+    assert cli("eval", str(tmp_path / "strict.int8.onnx"), "--json").returncode == 0  # the int8 model passed its checks
+
+
+def test_export_without_quantize_leaves_no_stale_int8_model_behind(trained, tmp_path):
+    """infer prefers <stem>.int8.onnx: an older one beside a new fp32 model would be run instead of it."""
+    out = tmp_path / "mlp.onnx"
+    (tmp_path / "mlp.int8.onnx").write_bytes(b"an older int8 model")
+    proc = run_cli("export", str(trained[0]), "--out", str(out), "--no-quantize", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["removed"] == [str(tmp_path / "mlp.int8.onnx")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.onnx"]
 
 
 def _assert_clean_failure(proc, tmp_path, message):

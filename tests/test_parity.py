@@ -105,6 +105,7 @@ def test_files_are_self_contained_checked_and_carry_metadata(case):
         assert float(meta["edgemnist.accuracy.fp32"]) == pytest.approx(r["fp32"]["accuracy"], abs=1e-6)
         assert float(meta["edgemnist.accuracy.int8"]) == pytest.approx(r["int8"]["accuracy"], abs=1e-6)
         assert meta["edgemnist.version"] and meta["edgemnist.producer"] == "edgemnist"
+        assert json.loads(meta["edgemnist.gate"]) == {"passed": True, "failures": []}
         where = json.loads(meta["edgemnist.verified_on"])
         assert where["onnxruntime"] and where["cpu"] and where["int8_kernels"] and where["provider"] == "CPUExecutionProvider"
         if precision == "int8":

@@ -47,7 +47,7 @@ def test_full_range_model_is_caught_where_the_kernels_saturate(full_range):
     """The pre-portable int8 format on an x86 CPU without VNNI: verify says it drifted (exit 1)."""
     if not cpu_info()["u8s8_saturates"]:
         pytest.skip(f"this CPU's int8 kernels ({cpu_info()['int8_kernels']}) compute exact sums: nothing saturates here")
-    proc = run_cli("verify", full_range["int8"]["path"], "--provider", "cpu", "--json")
+    proc = run_cli("verify", full_range["int8"]["path"], "--provider", "cpu", "--json", "--allow-failed-gate")  # export marked it
     assert proc.returncode == 1, proc.stderr
     r = json.loads(proc.stdout)
     assert not r["passed"] and r["saturation_free"] is False

@@ -73,6 +73,13 @@ def calibration_metadata(fitted: dict, row: dict) -> str:
                                 "not_sure_below": NOT_SURE_BELOW})
 
 
+def gate_metadata(report: dict, precision: str) -> str:
+    """edgemnist.gate of one model: whether its own checks passed, and which failed (runtime.check_gate
+    refuses to run a failed one)."""
+    failures = [f for f in report["failures"] if f.startswith(f"{precision} ")]
+    return json.dumps({"passed": not failures, "failures": failures})
+
+
 def set_metadata(proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
     """Set edgemnist keys, replacing any earlier value (the quantizer copies its input's metadata)."""
     kept = [p for p in proto.metadata_props if p.key not in metadata]
@@ -150,12 +157,14 @@ def _save_both(fp32, int8, out: Path, meta: dict, fitted: dict, report: dict) ->
     """Each model with its metadata (the measured figures included), written atomically; the report
     gets their paths and sizes."""
     set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"}
-                 | {"edgemnist.precision": "fp32", "edgemnist.calibration": calibration_metadata(fitted, report["fp32"])})
+                 | {"edgemnist.precision": "fp32", "edgemnist.calibration": calibration_metadata(fitted, report["fp32"]),
+                    "edgemnist.gate": gate_metadata(report, "fp32")})
     save(fp32, out)
     report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}
     if int8 is not None:
         int8_out = int8_path_for(out)
-        set_metadata(int8, meta | {"edgemnist.precision": "int8", "edgemnist.calibration": calibration_metadata(fitted, report["int8"])})
+        set_metadata(int8, meta | {"edgemnist.precision": "int8", "edgemnist.calibration": calibration_metadata(fitted, report["int8"]),
+                                   "edgemnist.gate": gate_metadata(report, "int8")})
         save(int8, int8_out)
         report["int8"] |= {"path": str(int8_out), "size_bytes": int8_out.stat().st_size}
         report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]
@@ -178,7 +187,9 @@ def export_checkpoint(
     held-out training images (folded into the model: PyTorch and ONNX stay the same function).
 
     Returns the parity report (with `passed` and `failures`); files are written even when the gate
-    fails, so they can be inspected, and the report names them. `on_stage(name)` reports progress.
+    fails, so they can be inspected, and the report names them. Without `quantize`, an older
+    `<stem>.int8.onnx` beside `out` is removed (`removed` in the report): `infer` would prefer it to
+    the model just made. `on_stage(name)` reports progress.
     """
     start = time.perf_counter()
     checkpoint, out = Path(checkpoint), Path(out)
@@ -204,6 +215,10 @@ def export_checkpoint(
     report = _gate(model, mnist, fp32, int8, out.parent, settings, thresholds, on_stage)
     report["calibration"] = fitted
     _save_both(fp32, int8, out, meta | measured_metadata(report, settings), fitted, report)
+    stale = int8_path_for(out)
+    if int8 is None and stale.is_file():  # an older int8 model beside the new fp32 one would be picked by infer
+        stale.unlink()
+        report["removed"] = [str(stale)]
     report["failing"] = [report[p]["path"] for p in ("fp32", "int8")
                          if report[p] and any(f.startswith(f"{p} ") for f in report["failures"])]
     report["checkpoint"] = str(checkpoint)
