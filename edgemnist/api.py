@@ -26,7 +26,7 @@ from PIL import Image
 
 from edgemnist import ImageError, InputError, contract, runtime
 from edgemnist.infer import answer, default_model_path
-from edgemnist.preprocess import load_gray, to_mnist, work_gray
+from edgemnist.preprocess import for_model, load_gray, work_gray
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,6 @@ class Classifier:
     def __init__(self, model: runtime.Model):
         self.model = model
         self.path = model.path
-        self.polarity = model.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
-        self.not_sure_below = model.not_sure_below
-        self._input = model.input_name  # looked up once: classify's cost beyond the preprocessing stays small
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.path)!r}, providers={self.model.providers})"
@@ -75,15 +72,12 @@ class Classifier:
         return self._answer(pixels[None], [digits], top_k)[0]
 
     def _answer(self, pixels: np.ndarray, digits: list[int], top_k: int) -> list[Result]:
-        batch = np.ascontiguousarray(pixels[:, None], dtype=np.float32)
-        probs = runtime.softmax(self.model.session.run(None, {self._input: batch})[0].astype(np.float64))
-        return [Result(**a) for a in answer(probs, self.not_sure_below, digits, top_k)]
+        return [Result(**a) for a in answer(self.model, pixels, digits, top_k)]
 
     def _pixels(self, x) -> tuple[np.ndarray, int]:
         """One picture -> (28x28 float32 in the model's polarity, digits side by side)."""
         notes: dict = {}
-        gray = to_mnist(_gray(x), notes)
-        return (1.0 - gray if self.polarity == "dark-on-light" else gray), notes.get("digits", 1)
+        return for_model(_gray(x), self.model.polarity, notes), notes.get("digits", 1)
 
 
 def _gray(x) -> np.ndarray:

@@ -229,7 +229,7 @@ def infer(
     # cores the preprocessing workers need (measured: --jobs 2 went from 1.4x to 1.8x --jobs 1)
     m = runtime.open_model(model or inf.default_model_path(), provider.value, threads or 1,  # says which, on stderr
                            allow_failed_gate=allow_failed_gate)
-    jobs = jobs or inf.default_jobs()
+    jobs = jobs or runtime.usable_cores()
     stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs)
     counts = {"n": 0, "failed": 0, "not sure": 0}
     start, progress = time.perf_counter(), None

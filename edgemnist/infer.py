@@ -20,7 +20,7 @@ from typing import TextIO
 import numpy as np
 from PIL import Image
 
-from edgemnist import atomic, contract, runtime
+from edgemnist import atomic, runtime
 from edgemnist.preprocess import SKIPPED, prepare
 from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX
 
@@ -34,11 +34,6 @@ def default_model_path() -> Path:
         if candidate.is_file():
             return candidate
     return Path(str(resources.files("edgemnist.pretrained") / "mlp.int8.onnx"))
-
-
-def default_jobs() -> int:
-    """The cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _walk(top: str) -> Iterator[tuple[str, bool]]:
@@ -134,18 +129,15 @@ def classify_stream(
     fails does not stop the others. `sure` is False below the model's "not sure" confidence
     (`Model.not_sure_below`) and for a picture of several digits side by side (then "note" says so).
     `paths` may hold (path, True) for files found in a directory: those that are no image are skipped."""
-    polarity = model.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
-    not_sure_below = model.not_sure_below
     taken: set[str] = set()  # names written by this run: a/1.png and b/1.jpg must not share one
     items = ((p, False) if isinstance(p, str) else p for p in paths)
     one_thread = model.session.get_session_options().intra_op_num_threads == 1  # no pool threads to fork
-    for chunk, prepared in _prepared(items, polarity, jobs, fork_safe=one_thread):
+    for chunk, prepared in _prepared(items, model.polarity, jobs, fork_safe=one_thread):
         good = [j for j, (pixels, _, _) in enumerate(prepared) if pixels is not None]
         answers = {}
         if good:
-            batch = np.stack([prepared[j][0] for j in good])[:, None].astype(np.float32)
-            probs = runtime.softmax(model.logits(batch).astype(np.float64))
-            answers = dict(zip(good, answer(probs, not_sure_below, [prepared[j][1] for j in good], top_k)))
+            batch = np.stack([prepared[j][0] for j in good])
+            answers = dict(zip(good, answer(model, batch, [prepared[j][1] for j in good], top_k)))
         for j, ((path, _), (pixels, _, error)) in enumerate(zip(chunk, prepared)):
             if error == SKIPPED:
                 continue
@@ -158,9 +150,12 @@ def classify_stream(
             yield result
 
 
-def answer(probs: np.ndarray, not_sure_below: float, digits: list[int], top_k: int = 3) -> list[dict]:
-    """The answers for a batch of probabilities [N, 10]: label, confidence, sure, probabilities, top_k
-    (and a note when a picture held several digits side by side: `digits`, per image)."""
+def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: int = 3) -> list[dict]:
+    """The model's answers for preprocessed pictures [N, 28, 28]: label, confidence, sure, probabilities,
+    top_k (and a note when a picture held several digits side by side: `digits`, per image). `sure`
+    is False below the model's "not sure" confidence and for several digits."""
+    probs = runtime.softmax(model.logits(pixels[:, None]).astype(np.float64))
+    not_sure_below = model.not_sure_below
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
     out = []
     for p, top, n in zip(probs.tolist(), order.tolist(), digits):

@@ -525,5 +525,10 @@ def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY) ->
 def preprocess(path: str | Path, polarity: str = contract.POLARITY, notes: dict | None = None) -> np.ndarray:
     """Image file -> float32 [28, 28] in [0, 1] in the polarity the model's metadata asks for
     (`notes`: see `to_mnist`)."""
-    x = to_mnist(load_gray(path), notes)
+    return for_model(load_gray(path), polarity, notes)
+
+
+def for_model(gray: np.ndarray, polarity: str = contract.POLARITY, notes: dict | None = None) -> np.ndarray:
+    """`to_mnist`, in the polarity the model's metadata asks for."""
+    x = to_mnist(gray, notes)
     return 1.0 - x if polarity == "dark-on-light" else x

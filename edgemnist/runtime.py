@@ -5,6 +5,7 @@ Never imports torch: onnxruntime + numpy only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -49,7 +50,12 @@ def check_granted(requested: str, asked: list[str], granted: list[str], *, quiet
 
 def default_threads() -> int:
     """Physical-ish core count, capped: these models are tiny, more threads only add sync cost."""
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    return max(1, min(4, usable_cores()))
+
+
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @dataclass
@@ -65,10 +71,6 @@ class Model:
     def precision(self) -> str:
         return self.metadata.get("edgemnist.precision", "unknown precision")
 
-    def identity(self) -> dict:
-        """Which model this is: path, precision, SHA-256 of the file (in --json outputs)."""
-        return {"path": str(self.path), "precision": self.precision, "sha256": self.sha256}
-
     def describe(self) -> str:
         """One line for people: path (precision, the first 12 hex digits of its SHA-256)."""
         return f"{self.path} ({self.precision}, sha256 {self.sha256[:12]})"
@@ -77,7 +79,7 @@ class Model:
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
-    @property
+    @functools.cached_property
     def input_name(self) -> str:
         return self.session.get_inputs()[0].name
 
@@ -94,10 +96,15 @@ class Model:
         value = self.metadata.get(key)
         return json.loads(value) if value is not None else default
 
-    @property
+    @functools.cached_property
     def not_sure_below(self) -> float:
         """The confidence below which an answer is "not sure": the model's calibration metadata, else NOT_SURE_BELOW."""
         return float(self.metadata_json("edgemnist.calibration", {}).get("not_sure_below", NOT_SURE_BELOW))
+
+    @functools.cached_property
+    def polarity(self) -> str:
+        """The input polarity the model's metadata asks for, else the contract's (light on dark)."""
+        return self.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
 
 
 def session_options(threads: int | None, *, reference: bool = False) -> ort.SessionOptions:

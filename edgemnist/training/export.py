@@ -73,10 +73,15 @@ def calibration_metadata(fitted: dict, row: dict) -> str:
                                 "not_sure_below": NOT_SURE_BELOW})
 
 
+def own_failures(report: dict, precision: str) -> list[str]:
+    """The gate's failed checks that are this model's own ("fp32 ..." or "int8 ...")."""
+    return [f for f in report["failures"] if f.startswith(f"{precision} ")]
+
+
 def gate_metadata(report: dict, precision: str) -> str:
     """edgemnist.gate of one model: whether its own checks passed, and which failed (runtime.check_gate
     refuses to run a failed one)."""
-    failures = [f for f in report["failures"] if f.startswith(f"{precision} ")]
+    failures = own_failures(report, precision)
     return json.dumps({"passed": not failures, "failures": failures})
 
 
@@ -154,19 +159,18 @@ def _gate(model, mnist, fp32, int8, where: Path, settings: QuantSettings, thresh
 
 
 def _save_both(fp32, int8, out: Path, meta: dict, fitted: dict, report: dict) -> None:
-    """Each model with its metadata (the measured figures included), written atomically; the report
-    gets their paths and sizes."""
-    set_metadata(fp32, {k: v for k, v in meta.items() if k != "edgemnist.quantization"}
-                 | {"edgemnist.precision": "fp32", "edgemnist.calibration": calibration_metadata(fitted, report["fp32"]),
-                    "edgemnist.gate": gate_metadata(report, "fp32")})
-    save(fp32, out)
-    report["fp32"] |= {"path": str(out), "size_bytes": out.stat().st_size}
+    """Each model with its metadata (the measured figures and its gate verdict included), written
+    atomically; the report gets their paths and sizes."""
+    for precision, proto, path in (("fp32", fp32, out), ("int8", int8, int8_path_for(out))):
+        if proto is None:
+            continue
+        shared = meta if precision == "int8" else {k: v for k, v in meta.items() if k != "edgemnist.quantization"}
+        set_metadata(proto, shared | {"edgemnist.precision": precision,
+                                      "edgemnist.calibration": calibration_metadata(fitted, report[precision]),
+                                      "edgemnist.gate": gate_metadata(report, precision)})
+        save(proto, path)
+        report[precision] |= {"path": str(path), "size_bytes": path.stat().st_size}
     if int8 is not None:
-        int8_out = int8_path_for(out)
-        set_metadata(int8, meta | {"edgemnist.precision": "int8", "edgemnist.calibration": calibration_metadata(fitted, report["int8"]),
-                                   "edgemnist.gate": gate_metadata(report, "int8")})
-        save(int8, int8_out)
-        report["int8"] |= {"path": str(int8_out), "size_bytes": int8_out.stat().st_size}
         report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]
 
 
@@ -219,8 +223,7 @@ def export_checkpoint(
     if int8 is None and stale.is_file():  # an older int8 model beside the new fp32 one would be picked by infer
         stale.unlink()
         report["removed"] = [str(stale)]
-    report["failing"] = [report[p]["path"] for p in ("fp32", "int8")
-                         if report[p] and any(f.startswith(f"{p} ") for f in report["failures"])]
+    report["failing"] = [report[p]["path"] for p in ("fp32", "int8") if report[p] and own_failures(report, p)]
     report["checkpoint"] = str(checkpoint)
     report["seconds"] = time.perf_counter() - start
     return report
