@@ -148,6 +148,7 @@ def export(
     min_reference_agreement: MinReferenceAgreement = Thresholds.reference_min_agreement,
     max_reference_dlogit: MaxReferenceDlogit = Thresholds.reference_max_abs_dlogit,
     data_dir: DataDir = None,
+    sign_key: Annotated[Optional[Path], typer.Option(help="Sign each model that passes the gate with this elliptic-curve private key (PEM): <model>.sig beside it, OpenSSF model-signing, offline. Needs the [sign] extra.")] = None,
     json_out: Json = False,
 ):
     """Export a checkpoint to ONNX (+int8) and run the parity gate on all 10,000 test images."""
@@ -165,7 +166,7 @@ def export(
             progress.update(task, completed=stages.index(stage), status=stage)
 
         report = export_checkpoint(checkpoint, out, quantize=quantize, calibrate=temperature, settings=settings, opset=opset,
-                                   thresholds=thresholds, data_dir=data_dir, on_stage=on_stage)
+                                   thresholds=thresholds, data_dir=data_dir, sign_key=sign_key, on_stage=on_stage)
         progress.update(task, completed=len(stages), status="done")
     if json_out:
         emit(report)
@@ -203,8 +204,12 @@ def print_parity(r: dict) -> None:
             + (f"{'<=' if sat['saturation_free'] else '>'} {sat['int16_max']:,}: "
                + ("saturation-free on every CPU" if sat["saturation_free"] else "saturates on x86 without VNNI")))
     say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"]) if p))
+    for precision in ("fp32", "int8"):
+        if r[precision] and r[precision].get("signature"):
+            say(f"signed {r[precision]['path']}: {r[precision]['signature']}")
     for path in r.get("removed", []):
-        say(f"removed {path}: an older int8 model that infer would have picked instead of this one")
+        say(f"removed {path}: " + ("the signature of an older model" if path.endswith(".sig") else
+                                   "an older int8 model that infer would have picked instead of this one"))
 
 
 @app.command()
@@ -311,6 +316,8 @@ def verify(
     max_reference_dlogit: MaxReferenceDlogit = Thresholds.reference_max_abs_dlogit,
     data_dir: DataDir = None,
     allow_failed_gate: AllowFailedGate = False,
+    public_key: Annotated[Optional[Path], typer.Option(help="First check the model's signature (from export --sign-key) with this public key (PEM); a model that does not verify is refused. Needs the [sign] extra.")] = None,
+    signature: Annotated[Optional[Path], typer.Option(help="The signature to check with --public-key (default: <model>.sig).")] = None,
     json_out: Json = False,
 ):
     """Check a model on this device's kernels: accuracy vs its recorded accuracy, and vs its reference semantics."""
@@ -319,7 +326,7 @@ def verify(
     thresholds = Thresholds(verify_max_drop_pp=max_drop, reference_min_agreement=min_reference_agreement,
                             reference_max_abs_dlogit=max_reference_dlogit)
     report = vf.verify(model, provider=provider.value, threads=threads, data_dir=data_dir, thresholds=thresholds, quiet=json_out,
-                       allow_failed_gate=allow_failed_gate)
+                       allow_failed_gate=allow_failed_gate, public_key=public_key, signature=signature)
     if json_out:
         emit(report)
     else:

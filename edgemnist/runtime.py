@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgemnist import ModelError, UserError, contract, first_line
+from edgemnist import ModelError, UserError, contract, first_line, integrity
 from edgemnist.progress import say
 from edgemnist.settings import ECE_BINS, NOT_SURE_BELOW, PROVIDERS
 
@@ -127,7 +127,8 @@ def open_model(
     allow_failed_gate: bool = False,
 ) -> Model:
     """Open an ONNX model for inference; ModelError (exit 2) for anything that is not a usable model,
-    and for a model export marked as failing its parity gate (unless `allow_failed_gate`).
+    for a model whose weights are not those recorded at export (`integrity.check`), and for a model
+    export marked as failing its parity gate (unless `allow_failed_gate`).
     `reference=True`: graph optimizations off (see `session_options`)."""
     path = Path(path)
     if not path.is_file():
@@ -142,6 +143,7 @@ def open_model(
         raise ModelError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
     check_contract(session, path)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
+    integrity.check(blob, metadata, path)
     if not allow_failed_gate:
         check_gate(metadata, path)
     check_granted(provider, asked, session.get_providers(), quiet=quiet)

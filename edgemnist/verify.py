@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgemnist import data, runtime
+from edgemnist import data, runtime, signing
 from edgemnist.contract import images_to_pixels
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.settings import Thresholds
@@ -78,10 +78,14 @@ def verify(
     thresholds: Thresholds = Thresholds(),
     quiet: bool = False,
     allow_failed_gate: bool = False,
+    public_key: Path | None = None,
+    signature: Path | None = None,
 ) -> dict:
-    """The verification report; `passed` is False with the failed checks named in `failures`."""
+    """The verification report; `passed` is False with the failed checks named in `failures`. With
+    `public_key`, a model whose signature does not verify is refused first (ModelError)."""
     start = time.perf_counter()
     path = Path(model_path)
+    signed = signing.check(path, public_key, signature) if public_key else None
     model = runtime.open_model(path, provider, threads, quiet=quiet, allow_failed_gate=allow_failed_gate)  # usage errors before any download
     mnist = data.load(data_dir, quiet=quiet)
     pixels, labels = images_to_pixels(mnist.test_images), mnist.test_labels.astype(np.int64)
@@ -100,6 +104,7 @@ def verify(
     return {
         "model": str(path),
         "sha256": model.sha256,
+        "signature": signed,
         "passed": not failures,
         "failures": failures,
         "precision": precision,
@@ -134,6 +139,8 @@ def summary_lines(r: dict) -> list[str]:
     else:
         acc += "; no accuracy recorded in the model"
     lines.append(acc)
+    if r.get("signature"):
+        lines.append(f"  signature {r['signature']['signature']} verified with {r['signature']['public_key']}")
     lines.append(f"  vs reference semantics: top-1 agreement {r['agreement_with_reference']:.2%} (min {t['reference_min_agreement']:.2%}), "
                  f"max |Δlogit| {r['max_abs_dlogit_vs_reference']:.3g} (max {t['reference_max_abs_dlogit']:g})")
     lines += [f"  FAILED: {f}" for f in r["failures"]]

@@ -36,7 +36,7 @@ from edgemnist.settings import ORT_WEB_FILES, ORT_WEB_INTEGRITY, ORT_WEB_VERSION
 PACKAGE = f"onnxruntime-web@{ORT_WEB_VERSION}"
 TARBALL_URL = f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{ORT_WEB_VERSION}.tgz"
 COMPRESSIBLE = (".html", ".js", ".mjs", ".css", ".json", ".wasm", ".onnx", ".svg")
-APP_FILES = ("index.html", "app.js", "edgemnist.js", "preprocess.js", "style.css")
+APP_FILES = ("index.html", "app.js", "edgemnist.js", "integrity.js", "preprocess.js", "style.css")
 BROTLI_QUALITY = 9  # 14 MB of wasm: quality 9 takes ~7 s once per version (cached); 11 takes a minute
 
 

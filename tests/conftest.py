@@ -108,3 +108,23 @@ def sites(tmp_path_factory):
     root = tmp_path_factory.mktemp("sites")
     return {name: Path(web.build(root / name, ROOT / "exported" / model)["site"])
             for name, model in (("int8", "mlp.int8.onnx"), ("fp32", "mlp.onnx"))}
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    """An elliptic-curve key pair in PEM, as `openssl ecparam -name prime256v1 -genkey` makes it:
+    {"private": path, "public": path, "other_public": a key that signed nothing}."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    root = tmp_path_factory.mktemp("keys")
+    paths = {}
+    for name in ("", "other_"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        paths[f"{name}private"] = root / f"{name}key.pem"
+        paths[f"{name}private"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                              serialization.NoEncryption()))
+        paths[f"{name}public"] = root / f"{name}pub.pem"
+        paths[f"{name}public"].write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                          serialization.PublicFormat.SubjectPublicKeyInfo))
+    return paths

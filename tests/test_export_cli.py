@@ -13,6 +13,7 @@ from conftest import cli, run_cli
 
 def test_export_cli_json_and_a_failing_gate_exits_1_naming_the_check(trained, tmp_path):
     out = tmp_path / "strict.onnx"
+    (tmp_path / "strict.onnx.sig").write_text("the signature of an older strict.onnx")
     proc = run_cli("export", str(trained[0]), "--out", str(out), "--max-dlogit", "1e-12", "--json")
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
@@ -20,6 +21,7 @@ def test_export_cli_json_and_a_failing_gate_exits_1_naming_the_check(trained, tm
     assert "parity gate failed" in proc.stderr and "fp32 max |Δlogit|" in proc.stderr
     assert report["failing"] == [str(out)] and proc.stderr.rstrip().endswith(f"failing: {out})")  # int8 passed
     assert out.is_file() and (tmp_path / "strict.int8.onnx").is_file()  # both kept for inspection
+    assert report["removed"] == [str(tmp_path / "strict.onnx.sig")]  # it would no longer verify
     assert "Traceback" not in proc.stderr
     # ... and marked: the failed one is refused by what runs models, unless asked for by name
     image = tmp_path / "d.png"
@@ -33,14 +35,19 @@ def test_export_cli_json_and_a_failing_gate_exits_1_naming_the_check(trained, tm
     assert cli("eval", str(tmp_path / "strict.int8.onnx"), "--json").returncode == 0  # the int8 model passed its checks
 
 
-def test_export_without_quantize_leaves_no_stale_int8_model_behind(trained, tmp_path):
-    """infer prefers <stem>.int8.onnx: an older one beside a new fp32 model would be run instead of it."""
+def test_export_without_quantize_leaves_no_stale_int8_model_behind_and_signs(trained, tmp_path, keys):
+    """infer prefers <stem>.int8.onnx: an older one beside a new fp32 model would be run instead of it.
+    --sign-key: the model that passed its gate gets <model>.sig, which `verify --public-key` checks."""
     out = tmp_path / "mlp.onnx"
     (tmp_path / "mlp.int8.onnx").write_bytes(b"an older int8 model")
-    proc = run_cli("export", str(trained[0]), "--out", str(out), "--no-quantize", "--json")
+    proc = run_cli("export", str(trained[0]), "--out", str(out), "--no-quantize", "--sign-key", str(keys["private"]), "--json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["removed"] == [str(tmp_path / "mlp.int8.onnx")]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.onnx"]
+    report = json.loads(proc.stdout)
+    assert report["removed"] == [str(tmp_path / "mlp.int8.onnx")]
+    assert report["fp32"]["signature"] == str(tmp_path / "mlp.onnx.sig")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.onnx", "mlp.onnx.sig"]
+    verified = cli("verify", str(out), "--public-key", str(keys["public"]), "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["signature"]["verified"] is True, verified.stderr
 
 
 def _assert_clean_failure(proc, tmp_path, message):

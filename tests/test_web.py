@@ -5,7 +5,9 @@ preprocessing against preprocess.py, drawing with pointer events, and bad input.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from edgemnist.settings import Thresholds
 
 import browser as b
 import realworld
+import tamper
 from conftest import ROOT, cli
 
 pytestmark = pytest.mark.browser
@@ -37,7 +40,7 @@ def test_build_writes_a_self_contained_site(sites):
     files = json.loads((site / "site.json").read_text())
     assert files["built_from"]["onnxruntime_web"] == "1.30.0"
     names = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file() and p.suffix not in (".gz", ".br")}
-    assert names == {"index.html", "app.js", "edgemnist.js", "preprocess.js", "style.css", "model.onnx", "model.json",
+    assert names == {"index.html", "app.js", "edgemnist.js", "integrity.js", "preprocess.js", "style.css", "model.onnx", "model.json",
                      "site.json", "ort/ort.wasm.bundle.min.mjs", "ort/ort-wasm-simd-threaded.wasm"}
     assert (site / "model.onnx").read_bytes() == INT8.read_bytes()
     for name in ("index.html", "style.css"):  # the browser tests check that every request stays on the site
@@ -319,6 +322,58 @@ def test_bad_input_in_the_page(int8_page, tmp_path):
     page.wait_for_function("document.getElementById('message').textContent.includes('No digit found')")
     assert page.locator("#label").inner_text() == "–"
     assert console.errors == []
+
+
+# In the page: model.onnx with each (offset, bit) flipped in turn through the page's own check.
+CHECK_FLIPS = """async (flips) => {
+  const bytes = new Uint8Array(await (await fetch('model.onnx')).arrayBuffer());
+  const api = window.edgemnist, expected = api.facts.sha256;
+  await api.checkModelBytes(bytes, expected);  // the intact model passes
+  let refused = 0;
+  for (const [offset, bit] of flips) {
+    const copy = bytes.slice();
+    copy[offset] ^= 1 << bit;
+    try { await api.checkModelBytes(copy, expected); } catch (e) { if (e instanceof api.IntegrityError) refused++; }
+  }
+  return refused;
+}"""
+
+
+def test_the_page_refuses_every_seeded_bit_flip_in_the_weights(int8_page):
+    page, console = int8_page
+    flips = tamper.weight_bit_flips(INT8.read_bytes(), 200, seed=17)
+    assert page.evaluate(CHECK_FLIPS, flips) == 200
+    assert console.errors == []
+
+
+def test_the_pages_own_sha256_matches_hashlib(int8_page):
+    """Without SubtleCrypto (plain http from another host) the page hashes in JS."""
+    page, _ = int8_page
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 55, 56, 63, 64, 65, 1000, 200_003):
+        blob = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        js = page.evaluate("(b64) => { const s = atob(b64), b = Uint8Array.from(s, (c) => c.charCodeAt(0));"
+                           " return Array.from(window.edgemnist.sha256Js(b), (v) => v.toString(16).padStart(2, '0')).join(''); }",
+                           base64.b64encode(blob).decode())
+        assert js == hashlib.sha256(blob).hexdigest(), n
+
+
+def test_a_damaged_model_on_the_site_is_not_run(browser, sites, tmp_path):
+    from edgemnist import web
+
+    site = tmp_path / "site"
+    shutil.copytree(sites["int8"], site)
+    blob = (site / "model.onnx").read_bytes()
+    offset, bit = tamper.weight_bit_flips(blob, 1, seed=9)[0]
+    (site / "model.onnx").write_bytes(tamper.flipped(blob, offset, bit))
+    web._write_compressed(site / "model.onnx")  # what is served: the brotli sibling
+    with b.served(site) as url:
+        page = browser.new_context().new_page()
+        page.goto(url)
+        page.wait_for_function("document.body.dataset.ready === 'error'")
+        message = page.locator("#message").inner_text()
+        page.context.close()
+    assert "not the model this site was built with" in message and "edgemnist web build" in message
 
 
 def test_the_page_loads_nothing_from_elsewhere(int8_page):

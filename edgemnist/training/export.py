@@ -16,7 +16,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from edgemnist import UserError, __version__, atomic, contract, data, first_line
+from edgemnist import UserError, __version__, atomic, contract, data, first_line, integrity, signing
 from edgemnist.settings import NOT_SURE_BELOW, QuantSettings, Thresholds
 from edgemnist.training import parity
 from edgemnist.training import quantize as q
@@ -135,8 +135,10 @@ def save(proto: onnx.ModelProto, path: Path) -> None:
     with_external = [t.name for t in proto.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     if with_external:
         raise RuntimeError(f"refusing to write external-data tensors {with_external}")
+    blob = proto.SerializeToString()
+    integrity.check(blob, {p.key: p.value for p in proto.metadata_props}, path)  # the recorded digest is of these bytes
     with atomic.atomic_path(path) as tmp:
-        onnx.save_model(proto, tmp, save_as_external_data=False)
+        Path(tmp).write_bytes(blob)
 
 
 def int8_path_for(out: Path) -> Path:
@@ -165,13 +167,30 @@ def _save_both(fp32, int8, out: Path, meta: dict, fitted: dict, report: dict) ->
         if proto is None:
             continue
         shared = meta if precision == "int8" else {k: v for k, v in meta.items() if k != "edgemnist.quantization"}
-        set_metadata(proto, shared | {"edgemnist.precision": precision,
+        set_metadata(proto, shared | {integrity.KEY: integrity.graph_sha256(proto.SerializeToString()),
+                                      "edgemnist.precision": precision,
                                       "edgemnist.calibration": calibration_metadata(fitted, report[precision]),
                                       "edgemnist.gate": gate_metadata(report, precision)})
         save(proto, path)
         report[precision] |= {"path": str(path), "size_bytes": path.stat().st_size}
     if int8 is not None:
         report["int8"]["size_ratio"] = report["int8"]["size_bytes"] / report["fp32"]["size_bytes"]
+
+
+def _signatures(report: dict, signer) -> list[str]:
+    """Sign each written model that passed its gate (`signature` in its report row); remove the older
+    signatures of rewritten models that are not signed now. Returns the removed paths."""
+    removed = []
+    for precision in ("fp32", "int8"):
+        if not report[precision]:
+            continue
+        path = Path(report[precision]["path"])
+        if signer is not None and str(path) not in report["failing"]:
+            report[precision]["signature"] = str(signing.sign(path, signer))
+        elif signing.signature_path(path).is_file():
+            signing.signature_path(path).unlink()
+            removed.append(str(signing.signature_path(path)))
+    return removed
 
 
 def export_checkpoint(
@@ -184,6 +203,7 @@ def export_checkpoint(
     opset: int | None = None,
     thresholds: Thresholds = Thresholds(),
     data_dir: str | None = None,
+    sign_key: Path | None = None,
     on_stage=lambda stage: None,
 ) -> dict:
     """Checkpoint -> `out` (fp32) [+ `<stem>.int8.onnx`], then the parity gate on the full test set.
@@ -193,13 +213,16 @@ def export_checkpoint(
     Returns the parity report (with `passed` and `failures`); files are written even when the gate
     fails, so they can be inspected, and the report names them. Without `quantize`, an older
     `<stem>.int8.onnx` beside `out` is removed (`removed` in the report): `infer` would prefer it to
-    the model just made. `on_stage(name)` reports progress.
+    the model just made. With `sign_key`, each model that passed its gate gets `<file>.sig`
+    (signing.py); without it, an older `.sig` beside a rewritten model is removed (it would no longer
+    verify). `on_stage(name)` reports progress.
     """
     start = time.perf_counter()
     checkpoint, out = Path(checkpoint), Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, got {out}")
     atomic.ensure_writable_dir(out)
+    signer = signing.signer(sign_key) if sign_key else None  # a bad key fails before the work
     model, ckpt = load_checkpoint(checkpoint)
     source_sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     mnist = data.load(data_dir)
@@ -219,11 +242,12 @@ def export_checkpoint(
     report = _gate(model, mnist, fp32, int8, out.parent, settings, thresholds, on_stage)
     report["calibration"] = fitted
     _save_both(fp32, int8, out, meta | measured_metadata(report, settings), fitted, report)
+    report["failing"] = [report[p]["path"] for p in ("fp32", "int8") if report[p] and own_failures(report, p)]
+    report["removed"] = _signatures(report, signer)
     stale = int8_path_for(out)
     if int8 is None and stale.is_file():  # an older int8 model beside the new fp32 one would be picked by infer
         stale.unlink()
-        report["removed"] = [str(stale)]
-    report["failing"] = [report[p]["path"] for p in ("fp32", "int8") if report[p] and own_failures(report, p)]
+        report["removed"].append(str(stale))
     report["checkpoint"] = str(checkpoint)
     report["seconds"] = time.perf_counter() - start
     return report

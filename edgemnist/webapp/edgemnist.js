@@ -10,6 +10,8 @@
 //   classifyBlob(blob)            an image file's bytes (File, Blob) -> the same, decoded by the browser and
 //                                 reduced as `infer` does; rejects with PreprocessError (message for people)
 //
+//   checkModelBytes(bytes, sha)   Promise, rejected with IntegrityError unless the bytes' SHA-256 is `sha`
+//                                 (the page checks model.onnx against model.json's sha256 before loading it)
 //   int8Kernels                   "reference" (default) or "fused" (page URL ?int8=fused): how an int8 model runs
 //
 // onnxruntime-web's WebAssembly-only entry, one thread, loaded from this site (never a CDN).
@@ -19,6 +21,7 @@
 // which win only at large batches (benchmarks/web_bench.py). The download stays the int8 file.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 import { preprocess, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
+import { checkModelBytes, IntegrityError, sha256Hex, sha256Js } from "./integrity.js";
 
 ort.env.wasm.numThreads = 1; // a 0.5 MFLOP model: threads cost more than they give
 ort.env.wasm.wasmPaths = { wasm: new URL("./ort/ort-wasm-simd-threaded.wasm", import.meta.url).href }; // the loader is in the bundle
@@ -38,7 +41,11 @@ async function load() {
   const response = await fetch(new URL("./model.json", import.meta.url));
   if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
   const facts = await response.json();
-  const session = await ort.InferenceSession.create(new URL("./model.onnx", import.meta.url).href, {
+  const model = await fetch(new URL("./model.onnx", import.meta.url));
+  if (!model.ok) throw new Error(`model.onnx: HTTP ${model.status}`);
+  const bytes = new Uint8Array(await model.arrayBuffer());
+  await checkModelBytes(bytes, facts.sha256); // IntegrityError: never run a model that is not the one built
+  const session = await ort.InferenceSession.create(bytes, {
     executionProviders: ["wasm"],
     graphOptimizationLevel: "all",
     extra: { session: { disable_quant_qdq: int8Kernels === "reference" ? "1" : "0" } },
@@ -132,6 +139,10 @@ export const api = {
   classifyBlob,
   decodeBlob,
   PreprocessError,
+  checkModelBytes,
+  IntegrityError,
+  sha256Hex,
+  sha256Js,
   onnxruntimeWeb: ort.env.versions?.web ?? null,
   int8Kernels,
   classes: CLASSES,
