@@ -36,6 +36,7 @@ class Backend:
     model: str
     shapes: tuple[int, ...] | None  # layer widths from input to output; None when unknown
     make: Callable[[int, int], Callable[[], object]]  # (batch, threads) -> a call that runs one batch
+    sha256: str | None = None  # of the ONNX file's bytes, as loaded
 
 
 def parse_batch_sizes(text: str) -> list[int]:
@@ -63,10 +64,10 @@ def parse_models(text: str | None) -> list[Path]:
 
 def model_shapes(model: runtime.Model) -> tuple[int, ...] | None:
     """Layer widths from the model's edgemnist metadata (`edgemnist.architecture`)."""
-    arch = model.metadata_json("edgemnist.architecture")
-    if not arch or "hidden" not in arch:
+    hidden = model.metadata_json("edgemnist.architecture", {}).get("hidden")
+    if not isinstance(hidden, list) or not all(isinstance(h, int) and 0 < h < 1 << 16 for h in hidden):
         return None
-    return MLPConfig(hidden=arch["hidden"]).shapes
+    return MLPConfig(hidden=hidden).shapes
 
 
 def bound_call(session, input_name: str, x: np.ndarray, width: int) -> Callable[[], object]:
@@ -99,7 +100,8 @@ def ort_backend(path: Path, provider: str, taken: set[str], allow_failed_gate: b
         x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
         return bound_call(m.session, m.input_name, x, contract.NUM_CLASSES)
 
-    return Backend(name, model.providers[0], str(path), model_shapes(model), make)
+    say(f"model: {model.describe()}")
+    return Backend(name, model.providers[0], str(path), model_shapes(model), make, model.sha256)
 
 
 def matmul_ceiling_backend(shapes: tuple[int, ...]) -> Backend | None:
@@ -258,7 +260,7 @@ def summarize(backends: list[Backend], latencies: dict, chosen: dict) -> list[di
     for (i, batch), lat in sorted(latencies.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         a, b = np.array(lat), backends[i]
         row = {
-            "backend": b.name, "provider": b.provider, "model": b.model, "batch_size": batch, "threads": chosen[i, batch],
+            "backend": b.name, "provider": b.provider, "model": b.model, "sha256": b.sha256, "batch_size": batch, "threads": chosen[i, batch],
             "p50_us": float(np.percentile(a, 50)), "p90_us": float(np.percentile(a, 90)),
             "p99_us": float(np.percentile(a, 99)), "mean_us": float(a.mean()), "calls": int(len(a)),
             "images_per_s": batch * len(a) / (a.sum() / 1e6), "shapes": list(b.shapes) if b.shapes else None,

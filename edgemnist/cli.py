@@ -421,6 +421,9 @@ def web_serve(
             emit({"url": address, "site": str(site), "model": str(model)})
         else:
             say(f"serving {model} at {address}  (Ctrl-C stops)")
+        if not serve.is_loopback(host):
+            say(f"warning: listening on {host}, not loopback: anyone who can reach this machine on port "
+                f"{server.server_address[1]} can load the site")
         server.serve_forever()
 
 

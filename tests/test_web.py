@@ -49,6 +49,14 @@ def test_build_writes_a_self_contained_site(sites):
     assert facts["precision"] == "int8" and facts["test_accuracy"] > 0.99 and facts["calibration"]["temperature"] > 0
 
 
+def test_build_names_the_model_it_put_in_the_site(tmp_path):
+    proc = cli("web", "build", str(tmp_path / "site"), "--model", str(INT8), "--json")
+    sha = hashlib.sha256(INT8.read_bytes()).hexdigest()
+    assert proc.returncode == 0 and f"model: {INT8} (int8, sha256 {sha[:12]})" in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["built_from"]["model_sha256"] == sha
+    assert json.loads((tmp_path / "site/model.json").read_text())["sha256"] == sha
+
+
 def test_cold_load_is_under_4_mb_compressed(sites):
     from edgemnist import web
 
