@@ -4,6 +4,7 @@ serving, building a site, the data layer and opening models."""
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import socket
 import subprocess
@@ -213,3 +214,29 @@ def test_metadata_that_is_not_utf8_is_one_line(tmp_path):
     bad.write_bytes(blob[:at] + b"\xff\xfe" + blob[at + 2 :])
     proc = cli("infer", str(ROOT / "README.md"), "--model", str(bad))
     assert proc.returncode == 2 and "metadata is not valid UTF-8" in proc.stderr.strip().splitlines()[-1], proc.stderr
+
+
+# ---------------------------------------------------------------- reading images
+
+def test_any_exception_from_pillows_decoders_is_one_line_and_no_file_stays_open(tmp_path, monkeypatch):
+    from PIL import Image, ImageFile
+
+    from edgemnist.preprocess import PreprocessError, load_gray
+
+    good = tmp_path / "d.png"
+    Image.effect_noise((60, 60), 40).save(good)  # noise: a PNG of a few kB
+    broken = tmp_path / "b.png"
+    broken.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
+    open_fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        load_gray(good)
+        with pytest.raises(PreprocessError):
+            load_gray(broken)
+    assert len(os.listdir("/proc/self/fd")) == open_fds  # every file Pillow opened was closed
+
+    def exploding(self):
+        raise RuntimeError("a decoder bug\nwith a second line")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", exploding)
+    with pytest.raises(PreprocessError, match=r"^cannot decode image \(a decoder bug\)$"):
+        load_gray(good)
