@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -32,16 +31,21 @@ IMAGES, MODELS, REQUESTS, DATA_FILES = 2000, 200, 500, 100
 MAX_RSS_MB = 400  # the largest process of a run (measured: see README)
 
 
+# Linux keeps a process's peak RSS across exec: a command started straight from this (large) pytest
+# process would report pytest's. So a small runner starts it and reports the command's own peak
+# (its worker processes included: wait4 counts the descendants it waited for).
+RUNNER = """import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))"""
+
+
 def measured(args: list[str], stdin: str = "", cwd: Path = ROOT) -> tuple[int, str, str, float]:
     """`python -m edgemnist ARGS` with `stdin`: (exit code, stdout, stderr, peak RSS in MB)."""
-    with open(cwd / ".out", "w+") as out, open(cwd / ".err", "w+") as err, open(cwd / ".in", "w+") as inp:
-        inp.write(stdin)
-        inp.seek(0)
-        proc = subprocess.Popen([sys.executable, "-m", "edgemnist", *args], stdin=inp, stdout=out, stderr=err, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        return proc.returncode, out.read(), err.read(), usage.ru_maxrss / 1024
+    command = [sys.executable, "-c", RUNNER, str(cwd / ".rss"), sys.executable, "-m", "edgemnist", *args]
+    proc = subprocess.run(command, input=stdin, capture_output=True, text=True, cwd=cwd, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr, int((cwd / ".rss").read_text()) / 1024
 
 
 def one_line_errors(stderr: str) -> bool:
