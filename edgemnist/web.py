@@ -38,6 +38,8 @@ TARBALL_URL = f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{OR
 COMPRESSIBLE = (".html", ".js", ".mjs", ".css", ".json", ".wasm", ".onnx", ".svg")
 APP_FILES = ("index.html", "app.js", "edgemnist.js", "integrity.js", "preprocess.js", "style.css")
 BROTLI_QUALITY = 9  # 14 MB of wasm: quality 9 takes ~7 s once per version (cached); 11 takes a minute
+BROTLI_BEST_BELOW = 256_000  # bytes: smaller files get quality 11; the int8 model (0.6 MB) takes 1.5-3 s
+# at 11 against 0.2 s at 9 for 9% fewer bytes (287 vs 316 kB), on every build
 
 
 def runtime_dir() -> Path:
@@ -130,9 +132,10 @@ def model_facts(path: Path, allow_failed_gate: bool = False) -> dict:
     }
 
 
-def _write_compressed(path: Path, quality: int = 11) -> None:
-    """The .gz and .br siblings of a file."""
+def _write_compressed(path: Path, quality: int | None = None) -> None:
+    """The .gz and .br siblings of a file (brotli quality 11 for small files, else BROTLI_QUALITY)."""
     raw = path.read_bytes()
+    quality = quality or (11 if len(raw) < BROTLI_BEST_BELOW else BROTLI_QUALITY)
     path.with_name(path.name + ".gz").write_bytes(gzip.compress(raw, 9, mtime=0))
     path.with_name(path.name + ".br").write_bytes(brotli.compress(raw, quality=quality, lgwin=24))
 
