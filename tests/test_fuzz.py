@@ -180,13 +180,16 @@ def test_malformed_requests_to_web_serve(sites, tmp_path):
             if b"root:" in answer or b'"built_from"' in answer:
                 leaked.append(raw[:80])
         alive = proc.poll() is None
+        status = Path(f"/proc/{proc.pid}/status").read_text()  # VmHWM: the server's own peak (per address space)
+        peak_mb = int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=10)
     assert alive and not leaked and "Traceback" not in err, (leaked, err[-2000:])
     assert set(statuses["traversal"]) <= {"404", "400"} and set(statuses["good"]) == {"200"}, statuses
     assert sum(sum(s.values()) for s in statuses.values()) == REQUESTS
-    print(f"\nrequests: {REQUESTS}, statuses by kind {statuses}")
+    assert peak_mb <= MAX_RSS_MB, peak_mb
+    print(f"\nrequests: {REQUESTS}, statuses by kind {statuses}; server peak RSS {peak_mb:.0f} MB")
 
 
 def test_malformed_mnist_files_for_the_data_layer(tmp_path, monkeypatch):
