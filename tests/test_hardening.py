@@ -13,6 +13,7 @@ import tarfile
 import threading
 import urllib.request
 import zlib
+from pathlib import Path
 
 import onnx
 import pytest
@@ -148,6 +149,35 @@ def test_a_runtime_package_missing_a_file_is_one_line(monkeypatch):
     with pytest.raises(UserError, match="a file missing from it") as e:
         web._members(buf.getvalue())
     assert e.value.exit_code == 1
+
+
+def test_two_builds_filling_the_runtime_cache_at_once(monkeypatch, tmp_path):
+    """Another build renames its copy into the cache between this one's clean-up and rename: this one
+    uses theirs (they are the same integrity-checked files) instead of failing."""
+    monkeypatch.setenv("EDGEMNIST_HOME", str(tmp_path / "home"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in web.ORT_WEB_FILES:
+            content = f"the {name} of this test".encode()
+            info = tarfile.TarInfo(f"package/dist/{name}")
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    blob = buf.getvalue()
+    monkeypatch.setattr(web, "ORT_WEB_INTEGRITY", web._integrity(blob))
+    monkeypatch.setattr(web, "_tarball", lambda tmp: blob)
+    real_rmtree = shutil.rmtree
+
+    def rmtree_then_the_other_build_lands(path, *args, **kwargs):
+        real_rmtree(path, *args, **kwargs)
+        if Path(path) == web.runtime_dir():
+            Path(path).mkdir(parents=True)
+            for name in web.ORT_WEB_FILES:
+                for suffix in ("", ".gz", ".br"):
+                    (Path(path) / (name + suffix)).write_text("theirs")
+
+    monkeypatch.setattr(web.shutil, "rmtree", rmtree_then_the_other_build_lands)
+    target = web.fetch_runtime()
+    assert target == web.runtime_dir() and (target / web.ORT_WEB_FILES[0]).read_text() == "theirs"
 
 
 def test_npm_timing_out_is_one_line(monkeypatch, tmp_path):
