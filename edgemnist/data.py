@@ -87,8 +87,9 @@ def _gunzip(data: bytes, origin: str) -> bytes:
 
 
 def _read_file(path: Path, origin: str) -> bytes:
-    if path.stat().st_size > MAX_FETCH:
-        raise SourceError(f"{origin}: {path.stat().st_size:,} bytes, larger than any MNIST file")
+    size = path.stat().st_size
+    if size > MAX_FETCH:
+        raise SourceError(f"{origin}: {size:,} bytes, larger than any MNIST file")
     return path.read_bytes()
 
 

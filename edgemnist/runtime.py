@@ -125,6 +125,11 @@ class Model:
             raise ModelError(f"{self.path}: its metadata {key} is damaged ({str(value)[:40]!r} is not a number in [{low:g}, {high:g}])")
         return number
 
+    def recorded_accuracy(self, precision: str) -> float | None:
+        """The test accuracy `export` recorded for `precision` (edgemnist.accuracy.<precision>), or None."""
+        key = f"edgemnist.accuracy.{precision}"
+        return self.metadata_number(key, self.metadata.get(key))
+
     @functools.cached_property
     def not_sure_below(self) -> float:
         """The confidence below which an answer is "not sure": the model's calibration metadata, else NOT_SURE_BELOW."""

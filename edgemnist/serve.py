@@ -96,7 +96,7 @@ class SiteHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
 
     def _root(self) -> Path:
-        return Path(self.directory).resolve()
+        return Path(self.directory)  # resolved once, in make_server
 
     def _inside_site(self, path: Path) -> Path | None:
         """`path` resolved, when it is a regular file inside the site (symlinks followed), else None."""
@@ -120,12 +120,15 @@ class SiteServer(http.server.ThreadingHTTPServer):
             say(f"warning: a request from {client_address[0]} failed: {type(error).__name__}: {first_line(error)}")
 
 
+class SiteServer6(SiteServer):
+    address_family = socket.AF_INET6
+
+
 def make_server(site: Path, host: str, port: int) -> http.server.ThreadingHTTPServer:
     """Bind the server (port 0 picks a free one); UserError (exit 2) when the port is taken."""
-    handler = functools.partial(SiteHandler, directory=str(site))
-    server_class = type("SiteServer6", (SiteServer,), {"address_family": socket.AF_INET6}) if ":" in host else SiteServer
+    handler = functools.partial(SiteHandler, directory=str(Path(site).resolve()))  # the site may not exist yet
     try:
-        return server_class((host, port), handler)
+        return (SiteServer6 if ":" in host else SiteServer)((host, port), handler)
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
             raise UserError(f"port {port} on {host} is in use: pick another with --port") from None

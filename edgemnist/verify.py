@@ -65,8 +65,7 @@ def reference_failures(ref: dict, t: Thresholds, prefix: str = "int8") -> list[s
 def recorded(model: runtime.Model) -> tuple[str | None, float | None, dict | None]:
     """(precision, accuracy recorded at export, where it was recorded) from edgemnist metadata."""
     precision = model.metadata.get("edgemnist.precision")
-    key = f"edgemnist.accuracy.{precision}"
-    accuracy = model.metadata_number(key, model.metadata.get(key)) if precision else None
+    accuracy = model.recorded_accuracy(precision) if precision else None
     return precision, accuracy, model.metadata_json("edgemnist.verified_on")
 
 

@@ -115,8 +115,7 @@ def model_facts(path: Path, allow_failed_gate: bool = False) -> dict:
     """What the page shows and needs from the model's metadata (it is checked against the contract here)."""
     model = runtime.open_model(path, "cpu", allow_failed_gate=allow_failed_gate)  # says which model, on stderr
     meta = model.metadata
-    key = f"edgemnist.accuracy.{meta.get('edgemnist.precision', 'fp32')}"
-    accuracy = model.metadata_number(key, meta.get(key))
+    accuracy = model.recorded_accuracy(meta.get("edgemnist.precision", "fp32"))
     return {
         "file": path.name,
         "size_bytes": path.stat().st_size,

@@ -185,11 +185,12 @@ def _signatures(report: dict, signer) -> list[str]:
         if not report[precision]:
             continue
         path = Path(report[precision]["path"])
+        older = signing.signature_path(path)
         if signer is not None and str(path) not in report["failing"]:
             report[precision]["signature"] = str(signing.sign(path, signer))
-        elif signing.signature_path(path).is_file():
-            signing.signature_path(path).unlink()
-            removed.append(str(signing.signature_path(path)))
+        elif older.is_file():
+            older.unlink()
+            removed.append(str(older))
     return removed
 
 
