@@ -204,7 +204,7 @@ _BIN_CENTRES = (np.arange(64) + 0.5) / 64
 
 def _otsu(v: np.ndarray) -> float:
     """Otsu's threshold of values in [0, 1] (64 bins): the split with the largest between-class variance."""
-    hist = np.bincount(np.minimum((v * 64).astype(np.intp), 63), minlength=64)
+    hist = np.bincount(np.clip((v * 64).astype(np.intp), 0, 63), minlength=64)
     w0 = hist.cumsum()
     m0 = (hist * _BIN_CENTRES).cumsum()
     n, m = int(w0[-1]), float(m0[-1])
