@@ -129,10 +129,11 @@ function bilinear(g, h, w) {
   return out;
 }
 
-// preprocess._enlarge_tiny: an 8-32 px crop -> about MIN_SIDE px.
+// preprocess._enlarge_tiny: a crop under MIN_SIDE px -> MIN_SIDE px on its longer side.
 function enlargeTiny(g) {
-  const f = Math.ceil(MIN_SIDE / Math.max(g.h, g.w));
-  return f < 2 ? g : bilinear(g, g.h * f, g.w * f);
+  if (Math.max(g.h, g.w) >= MIN_SIDE) return g;
+  const scale = MIN_SIDE / Math.max(g.h, g.w);
+  return bilinear(g, Math.max(1, Math.round(g.h * scale)), Math.max(1, Math.round(g.w * scale)));
 }
 
 // preprocess.ink_is_dark: the outer 15%'s median against the middle of the 0.1st and 99.9th percentiles.
