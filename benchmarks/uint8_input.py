@@ -1,0 +1,107 @@
+"""The uint8-input variant of the int8 model (issue #18 item 4), measured before it is built: is it
+exact, and is it faster?
+
+    python benchmarks/uint8_input.py [--int8 exported/mlp.int8.onnx] [--seconds 6] [--json]
+
+The int8 model quantizes its float input with scale 1/255 and zero point 0, so a uint8 picture *is*
+its quantized input. The variant drops that QuantizeLinear node and takes `pixels` as uint8
+[N, 1, 28, 28] (0-255) straight into the DequantizeLinear that follows; everything else is the same
+file. Checked here: its logits equal the int8 model's, bit for bit, on the 10,000 MNIST test images
+(uint8 fed to the variant, the same images / 255 to the model) and on every one of the 256 levels.
+Timed: batch-1 p50 and batch-1024 throughput of both, one thread, bench's IOBinding call, rounds
+interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edgemnist import data, integrity, runtime  # noqa: E402
+from edgemnist.bench import bound_call, interleaved  # noqa: E402
+from edgemnist.contract import INPUT_NAME, NUM_CLASSES  # noqa: E402
+from edgemnist.cpu import cpu_info, describe  # noqa: E402
+
+
+def uint8_input_variant(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The int8 model with a uint8 `pixels` input: its input QuantizeLinear (scale 1/255, zero point 0) removed."""
+    graph = proto.graph
+    consumers = {i: n for n in graph.node for i in n.input}
+    reshape = consumers[INPUT_NAME]
+    quant = consumers[reshape.output[0]]
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    scale, zero = init[quant.input[1]], init[quant.input[2]]
+    if quant.op_type != "QuantizeLinear" or scale != np.float32(1 / 255) or zero != 0 or zero.dtype != np.uint8:
+        raise SystemExit(f"not an edgemnist int8 model with a 1/255 uint8 input quantization ({quant.op_type}, {scale}, {zero})")
+    for node in graph.node:  # the DequantizeLinear after it reads the reshaped uint8 pixels instead
+        node.input[:] = [reshape.output[0] if i == quant.output[0] else i for i in node.input]
+    graph.node.remove(quant)
+    graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    for value in graph.value_info:  # the reshaped pixels are uint8 now too
+        if value.name == reshape.output[0]:
+            value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    onnx.checker.check_model(proto, full_check=True)
+    digest = [p for p in proto.metadata_props if p.key == integrity.KEY]
+    for p in digest:
+        p.value = integrity.graph_sha256(proto.SerializeToString())
+    return proto
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--int8", type=Path, default=ROOT / "exported/mlp.int8.onnx")
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    mnist = data.load(quiet=True)
+    images = mnist.test_images[:, None]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "mlp.int8.uint8-input.onnx")
+        onnx.save(uint8_input_variant(onnx.load(args.int8)), path)
+        size = path.stat().st_size
+        shipped = runtime.open_model(args.int8, "cpu", 1, quiet=True)
+        # the variant breaks the float32 input contract, so `open_model` refuses it: a bare session
+        variant = SimpleNamespace(session=ort.InferenceSession(path, runtime.session_options(1), providers=["CPUExecutionProvider"]),
+                                  input_name=INPUT_NAME)
+        models = {"float32 input (shipped)": shipped, "uint8 input (variant)": variant}
+        levels = np.repeat(np.arange(256, dtype=np.uint8), 784 // 256 + 1)[:784].reshape(1, 1, 28, 28)
+        exact = {}
+        for name, u8 in (("10,000 test images", images), ("all 256 levels", levels)):
+            a = shipped.session.run(None, {INPUT_NAME: u8.astype(np.float32) / 255})[0]
+            b = variant.session.run(None, {INPUT_NAME: u8})[0]
+            exact[name] = float(np.abs(a - b).max())
+        accuracy = float((variant.session.run(None, {INPUT_NAME: images})[0].argmax(1) == mnist.test_labels).mean())
+        speed = {}
+        for batch in (1, 1024):
+            x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
+            inputs = {"float32 input (shipped)": x, "uint8 input (variant)": np.round(x * 255).astype(np.uint8)}
+            calls = {name: bound_call(m.session, m.input_name, inputs[name], NUM_CLASSES) for name, m in models.items()}
+            speed[batch] = {k: float(np.median(v)) for k, v in interleaved(calls, args.seconds * 2, 30).items()}
+    report = {"cpu": cpu_info(), "max_abs_dlogit": exact, "accuracy": accuracy, "size_bytes": size, "p50_us": speed}
+    if args.json:
+        print(json.dumps(report))
+        return
+    print(f"{describe()}; 1 thread; {args.int8}")
+    print("variant vs shipped, max |Δlogit|: " + ", ".join(f"{k} {v:g}" for k, v in exact.items()) + f"; variant accuracy {accuracy:.2%}\n")
+    print("| int8 model | batch-1 p50 µs | batch 1024 p50 µs | batch-1024 images/s | input bytes per image |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in models:
+        b1, b1024 = speed[1][name], speed[1024][name]
+        print(f"| {name} | {b1:.2f} | {b1024:,.0f} | {1024e6 / b1024:,.0f} | {784 if 'uint8' in name else 3136:,} |")
+    s1, s1024 = (speed[b]["float32 input (shipped)"] / speed[b]["uint8 input (variant)"] for b in (1, 1024))
+    print(f"\nshipped / variant: batch 1 {s1:.3f}×, batch 1024 {s1024:.3f}×")
+
+
+if __name__ == "__main__":
+    main()
