@@ -1,10 +1,10 @@
-"""The uint8-input variant of the int8 model (issue #18 item 4), measured before it is built: is it
-exact, and is it faster?
+"""The uint8-input twin of the int8 model (`export --input uint8`, issue #18 item 4): is it exact,
+and is it faster?
 
     python benchmarks/uint8_input.py [--int8 exported/mlp.int8.onnx] [--seconds 6] [--json]
 
 The int8 model quantizes its float input with scale 1/255 and zero point 0, so a uint8 picture *is*
-its quantized input. The variant drops that QuantizeLinear node and takes `pixels` as uint8
+its quantized input. The twin (`quantize.uint8_input`) drops that QuantizeLinear node and takes `pixels` as uint8
 [N, 1, 28, 28] (0-255) straight into the DequantizeLinear that follows; everything else is the same
 file. Checked here: its logits equal the int8 model's, bit for bit, on the 10,000 MNIST test images
 (uint8 fed to the variant, the same images / 255 to the model) and on every one of the 256 levels.
@@ -19,11 +19,9 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,30 +30,8 @@ from edgemnist import data, integrity, runtime  # noqa: E402
 from edgemnist.bench import bound_call, interleaved  # noqa: E402
 from edgemnist.contract import INPUT_NAME, NUM_CLASSES  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
-
-
-def uint8_input_variant(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """The int8 model with a uint8 `pixels` input: its input QuantizeLinear (scale 1/255, zero point 0) removed."""
-    graph = proto.graph
-    consumers = {i: n for n in graph.node for i in n.input}
-    reshape = consumers[INPUT_NAME]
-    quant = consumers[reshape.output[0]]
-    init = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
-    scale, zero = init[quant.input[1]], init[quant.input[2]]
-    if quant.op_type != "QuantizeLinear" or scale != np.float32(1 / 255) or zero != 0 or zero.dtype != np.uint8:
-        raise SystemExit(f"not an edgemnist int8 model with a 1/255 uint8 input quantization ({quant.op_type}, {scale}, {zero})")
-    for node in graph.node:  # the DequantizeLinear after it reads the reshaped uint8 pixels instead
-        node.input[:] = [reshape.output[0] if i == quant.output[0] else i for i in node.input]
-    graph.node.remove(quant)
-    graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
-    for value in graph.value_info:  # the reshaped pixels are uint8 now too
-        if value.name == reshape.output[0]:
-            value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
-    onnx.checker.check_model(proto, full_check=True)
-    digest = [p for p in proto.metadata_props if p.key == integrity.KEY]
-    for p in digest:
-        p.value = integrity.graph_sha256(proto.SerializeToString())
-    return proto
+from edgemnist.training.export import set_metadata  # noqa: E402
+from edgemnist.training.quantize import uint8_input  # noqa: E402
 
 
 def main() -> None:
@@ -68,12 +44,12 @@ def main() -> None:
     images = mnist.test_images[:, None]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "mlp.int8.uint8-input.onnx")
-        onnx.save(uint8_input_variant(onnx.load(args.int8)), path)
+        twin = uint8_input(onnx.load(args.int8))
+        set_metadata(twin, {integrity.KEY: integrity.graph_sha256(twin.SerializeToString())})  # as export does
+        onnx.save(twin, path)
         size = path.stat().st_size
         shipped = runtime.open_model(args.int8, "cpu", 1, quiet=True)
-        # the variant breaks the float32 input contract, so `open_model` refuses it: a bare session
-        variant = SimpleNamespace(session=ort.InferenceSession(path, runtime.session_options(1), providers=["CPUExecutionProvider"]),
-                                  input_name=INPUT_NAME)
+        variant = runtime.open_model(path, "cpu", 1, quiet=True)
         models = {"float32 input (shipped)": shipped, "uint8 input (variant)": variant}
         levels = np.repeat(np.arange(256, dtype=np.uint8), 784 // 256 + 1)[:784].reshape(1, 1, 28, 28)
         exact = {}

@@ -92,13 +92,14 @@ def ort_backend(path: Path, provider: str, taken: set[str], allow_failed_gate: b
     open_with = functools.cache(lambda threads: runtime.open_model(path, provider, threads, quiet=True, allow_failed_gate=allow_failed_gate))
     model = open_with(runtime.default_threads())
     precision = model.metadata.get("edgemnist.precision") or ("int8" if ".int8." in path.name else "fp32")
+    precision += "-uint8-input" * model.takes_uint8
     name = f"ort-{precision}" if f"ort-{precision}" not in taken else f"ort-{precision}:{path.stem}"
     taken.add(name)
 
     def make(batch: int, threads: int):
         m = open_with(threads)
         x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
-        return bound_call(m.session, m.input_name, x, contract.NUM_CLASSES)
+        return bound_call(m.session, m.input_name, contract.pixels_to_uint8(x) if m.takes_uint8 else x, contract.NUM_CLASSES)
 
     say(f"model: {model.describe()}")
     return Backend(name, model.providers[0], str(path), model_shapes(model), make, model.sha256)

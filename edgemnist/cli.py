@@ -20,6 +20,7 @@ from edgemnist.settings import (
     CALIBRATION_METHODS,
     DEFAULT_CHECKPOINT,
     DEFAULT_ONNX,
+    INPUT_DTYPES,
     PROVIDERS,
     QUANT_METHODS,
     WEB_HOST,
@@ -48,6 +49,7 @@ def _choice(name: str, values: tuple[str, ...]) -> type[Enum]:
 Provider = _choice("Provider", PROVIDERS)  # onnxruntime execution provider, or torch device for `train`
 Method = _choice("Method", QUANT_METHODS)
 Calibration = _choice("Calibration", CALIBRATION_METHODS)
+InputDtype = _choice("InputDtype", INPUT_DTYPES)
 
 
 DataDir = Annotated[Optional[Path], typer.Option(help="Directory with the MNIST IDX files (raw or .gz); default $EDGEMNIST_DATA, else the cache / download.")]
@@ -148,6 +150,7 @@ def export(
     min_reference_agreement: MinReferenceAgreement = Thresholds.reference_min_agreement,
     max_reference_dlogit: MaxReferenceDlogit = Thresholds.reference_max_abs_dlogit,
     data_dir: DataDir = None,
+    input_dtype: Annotated[InputDtype, typer.Option("--input", help="uint8: also write <stem>.int8.uint8.onnx, the int8 model taking uint8 pixels 0-255 (camera frames, decoded images) with the same logits; 1.1x the images/s at batch 1024, none at batch 1.")] = InputDtype("float32"),
     sign_key: Annotated[Optional[Path], typer.Option(help="Sign each model that passes the gate with this elliptic-curve private key (PEM): <model>.sig beside it, OpenSSF model-signing, offline. Needs the [sign] extra.")] = None,
     json_out: Json = False,
 ):
@@ -166,7 +169,8 @@ def export(
             progress.update(task, completed=stages.index(stage), status=stage)
 
         report = export_checkpoint(checkpoint, out, quantize=quantize, calibrate=temperature, settings=settings, opset=opset,
-                                   thresholds=thresholds, data_dir=data_dir, sign_key=sign_key, on_stage=on_stage)
+                                   thresholds=thresholds, data_dir=data_dir, sign_key=sign_key,
+                                   uint8_input=input_dtype.value == "uint8", on_stage=on_stage)
         progress.update(task, completed=len(stages), status="done")
     if json_out:
         emit(report)
@@ -203,13 +207,18 @@ def print_parity(r: dict) -> None:
             f"(reference accuracy {ref['accuracy']:.2%}); worst u8 x s8 pair sum {sat['worst_pair_sum']:,} "
             + (f"{'<=' if sat['saturation_free'] else '>'} {sat['int16_max']:,}: "
                + ("saturation-free on every CPU" if sat["saturation_free"] else "saturates on x86 without VNNI")))
-    say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"]) if p))
-    for precision in ("fp32", "int8"):
-        if r[precision] and r[precision].get("signature"):
+    twin = r.get("int8_uint8")
+    if twin:
+        say(f"int8 model taking uint8 pixels: {twin['path']} ({twin['size_bytes'] / 1024:.0f} KiB), "
+            f"max |Δlogit| vs the int8 model {twin['max_abs_dlogit_vs_int8']:g} on the {r['n']:,} test images")
+    say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"], twin) if p))
+    for precision in ("fp32", "int8", "int8_uint8"):
+        if r.get(precision) and r[precision].get("signature"):
             say(f"signed {r[precision]['path']}: {r[precision]['signature']}")
     for path in r.get("removed", []):
         say(f"removed {path}: " + ("the signature of an older model" if path.endswith(".sig") else
-                                   "an older int8 model that infer would have picked instead of this one"))
+                                   "an older int8 model that infer would have picked instead of this one" if ".int8.onnx" in path
+                                   else "an older uint8-input model from another export"))
 
 
 @app.command()

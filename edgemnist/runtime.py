@@ -89,11 +89,21 @@ class Model:
         first = self.session.get_inputs()[0].shape[0]
         return first if isinstance(first, int) else None
 
+    @functools.cached_property
+    def takes_uint8(self) -> bool:
+        """A uint8-input int8 model (`export --input uint8`): pixels 0-255."""
+        return self.session.get_inputs()[0].type == "tensor(uint8)"
+
     def logits(self, pixels: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-        """pixels float32 [N, 1, 28, 28] in [0, 1] -> logits float32 [N, 10]."""
+        """pixels float32 [N, 1, 28, 28] in [0, 1] -> logits float32 [N, 10]. A uint8-input model
+        gets them as its own input quantization would make them (contract.pixels_to_uint8), or
+        as they are when they already are uint8 (0-255)."""
         name, batch_size = self.input_name, self.fixed_batch or batch_size
+        if self.takes_uint8:
+            pixels = pixels if pixels.dtype == np.uint8 else contract.pixels_to_uint8(pixels)
+        dtype = np.uint8 if self.takes_uint8 else np.float32
         out = [
-            self.session.run(None, {name: np.ascontiguousarray(pixels[i : i + batch_size], dtype=np.float32)})[0]
+            self.session.run(None, {name: np.ascontiguousarray(pixels[i : i + batch_size], dtype=dtype)})[0]
             for i in range(0, len(pixels), batch_size)
         ]
         return np.concatenate(out) if out else np.zeros((0, contract.NUM_CLASSES), np.float32)
@@ -209,12 +219,12 @@ def check_gate(metadata: dict[str, str], path: Path) -> None:
 
 
 def check_contract(session: ort.InferenceSession, path: Path) -> None:
-    """The edgemnist input contract: one float32 input [N, 1, 28, 28], one output [N, 10]."""
+    """The edgemnist input contract: one float32 (or, the uint8-input int8 model, uint8) input [N, 1, 28, 28], one output [N, 10]."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) < 1:
         raise ModelError(f"{path}: expected one input and one output, got {len(inputs)} and {len(outputs)}")
     inp, out = inputs[0], outputs[0]
-    if inp.type != "tensor(float)" or len(inp.shape) != 4 or list(inp.shape[1:]) != contract.INPUT["shape"][1:]:
+    if inp.type not in ("tensor(float)", "tensor(uint8)") or len(inp.shape) != 4 or list(inp.shape[1:]) != contract.INPUT["shape"][1:]:
         raise ModelError(f"{path}: input {inp.name} is {inp.type} {inp.shape}, expected float32 [N, 1, 28, 28]")
     if isinstance(inp.shape[0], int) and inp.shape[0] != 1:
         raise ModelError(f"{path}: input {inp.name} has a fixed batch of {inp.shape[0]}: export it with a dynamic batch (or 1)")

@@ -17,6 +17,7 @@ PROVIDERS = ("auto", "cpu", "cuda")  # onnxruntime execution provider, or torch 
 QUANT_METHODS = ("static", "dynamic")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 WEIGHT_BITS = (7, 8)
+INPUT_DTYPES = ("float32", "uint8")  # export --input: uint8 also writes the int8 model's uint8-input twin
 
 # Where the commands read and write by default (relative to the working directory)
 DEFAULT_CHECKPOINT = Path("exported/mlp.pt")

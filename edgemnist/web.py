@@ -29,7 +29,7 @@ from pathlib import Path
 
 import brotli
 
-from edgemnist import UserError, __version__, data, first_line, runtime
+from edgemnist import ModelError, UserError, __version__, data, first_line, runtime
 from edgemnist.progress import say
 from edgemnist.settings import ORT_WEB_FILES, ORT_WEB_INTEGRITY, ORT_WEB_VERSION
 
@@ -114,6 +114,8 @@ def _members(blob: bytes) -> list[tuple[str, bytes]]:
 def model_facts(path: Path, allow_failed_gate: bool = False) -> dict:
     """What the page shows and needs from the model's metadata (it is checked against the contract here)."""
     model = runtime.open_model(path, "cpu", allow_failed_gate=allow_failed_gate)  # says which model, on stderr
+    if model.takes_uint8:
+        raise ModelError(f"{path} takes uint8 pixels and the page feeds float32 ones: build the site from the int8 model it was made from")
     meta = model.metadata
     accuracy = model.recorded_accuracy(meta.get("edgemnist.precision", "fp32"))
     return {

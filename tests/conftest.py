@@ -66,11 +66,12 @@ def trained(tmp_path_factory, mnist):
 
 @pytest.fixture(scope="session")
 def exported(trained):
-    """That checkpoint through `export --quantize` (static int8): the parity report."""
+    """That checkpoint through `export --quantize --input uint8` (static int8, and its uint8-input
+    twin): the parity report."""
     from edgemnist.training.export import export_checkpoint
 
     checkpoint, _ = trained
-    return export_checkpoint(checkpoint, checkpoint.parent / "mlp.onnx", quantize=True)
+    return export_checkpoint(checkpoint, checkpoint.parent / "mlp.onnx", quantize=True, uint8_input=True)
 
 
 @pytest.fixture(scope="session")

@@ -39,11 +39,12 @@ def test_export_without_quantize_leaves_no_stale_int8_model_behind_and_signs(tra
     """infer prefers <stem>.int8.onnx: an older one beside a new fp32 model would be run instead of it.
     --sign-key: the model that passed its gate gets <model>.sig, which `verify --public-key` checks."""
     out = tmp_path / "mlp.onnx"
-    (tmp_path / "mlp.int8.onnx").write_bytes(b"an older int8 model")
+    for name in ("mlp.int8.onnx", "mlp.int8.uint8.onnx", "mlp.int8.uint8.onnx.sig"):
+        (tmp_path / name).write_bytes(b"from an older export")
     proc = run_cli("export", str(trained[0]), "--out", str(out), "--no-quantize", "--sign-key", str(keys["private"]), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert report["removed"] == [str(tmp_path / "mlp.int8.onnx")]
+    assert report["removed"] == [str(tmp_path / name) for name in ("mlp.int8.onnx", "mlp.int8.uint8.onnx", "mlp.int8.uint8.onnx.sig")]
     assert report["fp32"]["signature"] == str(tmp_path / "mlp.onnx.sig")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.onnx", "mlp.onnx.sig"]
     verified = cli("verify", str(out), "--public-key", str(keys["public"]), "--json")
@@ -88,3 +89,9 @@ def test_opset_the_exporter_cannot_produce(trained, tmp_path, opset):
 
 def test_unwritable_out(trained, tmp_path):
     _assert_clean_failure(cli("export", str(trained[0]), "--out", "/proc/edgemnist/m.onnx"), tmp_path, "cannot create directory")
+
+
+def test_input_uint8_needs_the_static_int8_model(trained, tmp_path):
+    for flag in ("--no-quantize", "--method=dynamic"):
+        _assert_clean_failure(cli("export", str(trained[0]), "--input", "uint8", flag, "--out", str(tmp_path / "m.onnx")), tmp_path,
+                              "--input uint8 makes a twin of the static int8 model")

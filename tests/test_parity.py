@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from PIL import Image
 
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import QuantSettings, Thresholds
@@ -117,6 +118,39 @@ def test_files_are_self_contained_checked_and_carry_metadata(case):
             assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
             last = next(n for n in proto.graph.node if proto.graph.output[0].name in n.output)
             assert last.op_type == "Gemm" and q["logits"] == "float32"  # the answer is not requantized to 8 bits
+
+
+def test_uint8_input_twin_gives_the_int8_models_logits_bit_for_bit(exported, mnist, tmp_path):
+    """`export --input uint8`: <stem>.int8.uint8.onnx takes uint8 pixels (camera frames, decoded
+    images) and answers exactly as the int8 model does; its own contract in its metadata, the int8
+    model's gate, the tools that run models take it, the page refuses it in one line."""
+    from edgemnist import runtime
+    from edgemnist.contract import UINT8_INPUT, images_to_pixels
+
+    twin_row = exported["int8_uint8"]
+    assert twin_row["max_abs_dlogit_vs_int8"] == 0.0 and twin_row["passed"] and exported["passed"]
+    int8 = runtime.open_model(exported["int8"]["path"], "cpu", quiet=True)
+    twin = runtime.open_model(twin_row["path"], "cpu", quiet=True)  # the graph digest and the gate are checked here
+    assert twin.takes_uint8 and not int8.takes_uint8 and twin.precision == "int8"
+    assert json.loads(twin.metadata["edgemnist.input"]) == UINT8_INPUT == {
+        "name": "pixels", "layout": "NCHW", "shape": ["N", 1, 28, 28], "dtype": "uint8", "range": [0, 255], "polarity": "light-on-dark"}
+    expected = int8.logits(images_to_pixels(mnist.test_images), batch_size=10000)
+    assert np.array_equal(twin.logits(mnist.test_images[:, None], batch_size=10000), expected)  # uint8 straight in
+    assert np.array_equal(twin.logits(images_to_pixels(mnist.test_images), batch_size=10000), expected)  # float pixels, quantized as the int8 model does
+    rng = np.random.default_rng(0)  # and pixels off the 1/255 grid (the preprocessing's): at most one input step apart, same answers
+    blurred = rng.random((2000, 1, 28, 28), dtype=np.float32) * images_to_pixels(mnist.test_images[:2000])
+    assert (twin.logits(blurred).argmax(1) == int8.logits(blurred).argmax(1)).mean() >= 0.999
+    assert len(twin.session.get_inputs()) == 1 and Path(twin_row["path"]).stat().st_size < Path(exported["int8"]["path"]).stat().st_size
+    digit = tmp_path / "digit.png"
+    Image.fromarray(mnist.test_images[0]).save(digit)
+    answers = [json.loads(cli("infer", str(digit), "--model", path, "--json").stdout) for path in (exported["int8"]["path"], twin_row["path"])]
+    assert answers[0] == answers[1] and answers[0]["label"] == mnist.test_labels[0]
+    bench = cli("bench", "--models", twin_row["path"], "--no-torch", "--batch-sizes", "1", "--duration", "0.05", "--json")
+    assert bench.returncode == 0 and {r["backend"] for r in json.loads(bench.stdout)["rows"]} >= {"ort-int8-uint8-input"}, bench.stderr
+    page = cli("web", "build", str(tmp_path / "site"), "--model", twin_row["path"])
+    assert page.returncode == 2 and "takes uint8 pixels and the page feeds float32 ones" in page.stderr.splitlines()[-1]
+    with pytest.raises(ValueError, match="not quantized by a QuantizeLinear"):
+        q.uint8_input(onnx.load(exported["fp32"]["path"]))
 
 
 def test_probabilities_are_calibrated(case):

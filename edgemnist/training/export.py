@@ -13,6 +13,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 
@@ -145,6 +146,36 @@ def int8_path_for(out: Path) -> Path:
     return out.with_name(f"{out.stem}.int8.onnx")
 
 
+def uint8_path_for(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.int8.uint8.onnx")
+
+
+def _save_uint8_input(int8, out: Path, mnist, report: dict) -> None:
+    """The uint8-input twin of the int8 model just written (`quantize.uint8_input`): its metadata but
+    `edgemnist.input`, checked bit for bit against it on the 10,000 test images (uint8 in, the same
+    images / 255 into the int8 model) before it is written; it carries the int8 model's gate verdict,
+    failed as well when a logit differs. The report gets `int8_uint8` (path, size, max |Δlogit|)."""
+    import onnxruntime as ort
+
+    try:
+        twin = q.uint8_input(int8)
+    except ValueError as e:
+        raise UserError(f"--input uint8: the int8 model cannot take uint8 pixels: {e}") from None
+    sessions = [ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]) for proto in (int8, twin)]
+    images = mnist.test_images[:, None]
+    reference = sessions[0].run(None, {contract.INPUT_NAME: contract.images_to_pixels(mnist.test_images)})[0]
+    dlogit = float(np.abs(sessions[1].run(None, {contract.INPUT_NAME: images})[0] - reference).max())
+    own = [f"int8 uint8-input twin differs from the int8 model (max |Δlogit| {dlogit:.3g})"] if dlogit else []
+    report["failures"] += own
+    report["passed"] = report["passed"] and not own
+    failures = own_failures(report, "int8")  # the int8 model's, and the twin's own ("int8 uint8-input ...")
+    set_metadata(twin, {"edgemnist.input": json.dumps(contract.UINT8_INPUT), integrity.KEY: integrity.graph_sha256(twin.SerializeToString()),
+                        "edgemnist.gate": json.dumps({"passed": not failures, "failures": failures})})
+    path = uint8_path_for(out)
+    save(twin, path)
+    report["int8_uint8"] = {"path": str(path), "size_bytes": path.stat().st_size, "max_abs_dlogit_vs_int8": dlogit, "passed": not failures}
+
+
 def _gate(model, mnist, fp32, int8, where: Path, settings: QuantSettings, thresholds: Thresholds, on_stage) -> dict:
     """The parity gate on the models as they will be written (saved to a temporary folder beside the
     destination, then read back by onnxruntime)."""
@@ -181,8 +212,8 @@ def _signatures(report: dict, signer) -> list[str]:
     """Sign each written model that passed its gate (`signature` in its report row); remove the older
     signatures of rewritten models that are not signed now. Returns the removed paths."""
     removed = []
-    for precision in ("fp32", "int8"):
-        if not report[precision]:
+    for precision in ("fp32", "int8", "int8_uint8"):
+        if not report.get(precision):
             continue
         path = Path(report[precision]["path"])
         older = signing.signature_path(path)
@@ -205,6 +236,7 @@ def export_checkpoint(
     thresholds: Thresholds = Thresholds(),
     data_dir: str | None = None,
     sign_key: Path | None = None,
+    uint8_input: bool = False,
     on_stage=lambda stage: None,
 ) -> dict:
     """Checkpoint -> `out` (fp32) [+ `<stem>.int8.onnx`], then the parity gate on the full test set.
@@ -216,12 +248,16 @@ def export_checkpoint(
     `<stem>.int8.onnx` beside `out` is removed (`removed` in the report): `infer` would prefer it to
     the model just made. With `sign_key`, each model that passed its gate gets `<file>.sig`
     (signing.py); without it, an older `.sig` beside a rewritten model is removed (it would no longer
-    verify). `on_stage(name)` reports progress.
+    verify). With `uint8_input`, also `<stem>.int8.uint8.onnx`, the int8 model taking uint8 pixels
+    (`_save_uint8_input`); without it, an older one beside `out` is removed as well. `on_stage(name)`
+    reports progress.
     """
     start = time.perf_counter()
     checkpoint, out = Path(checkpoint), Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, got {out}")
+    if uint8_input and not (quantize and settings.method == "static"):
+        raise UserError("--input uint8 makes a twin of the static int8 model: drop --no-quantize and --method dynamic")
     atomic.ensure_writable_dir(out)
     signer = signing.signer(sign_key) if sign_key else None  # a bad key fails before the work
     model, ckpt = load_checkpoint(checkpoint)
@@ -243,12 +279,18 @@ def export_checkpoint(
     report = _gate(model, mnist, fp32, int8, out.parent, settings, thresholds, on_stage)
     report["calibration"] = fitted
     _save_both(fp32, int8, out, meta | measured_metadata(report, settings), fitted, report)
+    if uint8_input:
+        _save_uint8_input(int8, out, mnist, report)
     report["failing"] = [report[p]["path"] for p in ("fp32", "int8") if report[p] and own_failures(report, p)]
+    if uint8_input and not report["int8_uint8"]["passed"]:
+        report["failing"].append(report["int8_uint8"]["path"])
     report["removed"] = _signatures(report, signer)
-    stale = int8_path_for(out)
-    if int8 is None and stale.is_file():  # an older int8 model beside the new fp32 one would be picked by infer
-        stale.unlink()
-        report["removed"].append(str(stale))
+    stale = [int8_path_for(out)] * (int8 is None) + [uint8_path_for(out)] * (not uint8_input)
+    for path in stale:  # older models beside the new ones (infer would pick a stale int8 one), and their signatures
+        for old in (path, signing.signature_path(path)):
+            if old.is_file():
+                old.unlink()
+                report["removed"].append(str(old))
     report["checkpoint"] = str(checkpoint)
     report["seconds"] = time.perf_counter() - start
     return report

@@ -101,10 +101,39 @@ def float_logits(proto: onnx.ModelProto) -> onnx.ModelProto:
     last.output[list(last.output).index(q.input[0])] = graph.output[0].name
     graph.node.remove(dq)
     graph.node.remove(q)
+    _drop_unused_initializers(graph)
+    return proto
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
     used = {name for node in graph.node for name in node.input}
     kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
+
+
+def uint8_input(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A static int8 model -> the same model taking uint8 pixels (0-255): its input QuantizeLinear
+    (scale 1/255, zero point 0: a uint8 picture *is* its quantized input) removed, the DequantizeLinear
+    after it fed the reshaped uint8 pixels. A copy; ValueError when the model does not quantize its
+    input that way (dynamic quantization, another calibration range)."""
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    graph = proto.graph
+    consumers = {name: node for node in graph.node for name in node.input}
+    reshape = consumers.get(INPUT_NAME)
+    quant = consumers.get(reshape.output[0]) if reshape is not None and reshape.op_type == "Reshape" else None
+    init = {t.name: t for t in graph.initializer}
+    if quant is None or quant.op_type != "QuantizeLinear" or len(quant.input) < 3 or not {*quant.input[1:]} <= init.keys():
+        raise ValueError("its input is not quantized by a QuantizeLinear after the Reshape (a static int8 model is)")
+    scale, zero = (numpy_helper.to_array(init[name]) for name in quant.input[1:3])
+    if scale != np.float32(1 / 255) or zero.dtype != np.uint8 or zero != 0:
+        raise ValueError(f"its input quantization is scale {scale}, zero point {zero} ({zero.dtype}), not 1/255 and uint8 0")
+    for node in graph.node:
+        node.input[:] = [reshape.output[0] if name == quant.output[0] else name for name in node.input]
+    graph.node.remove(quant)
+    for value in [graph.input[0], *(v for v in graph.value_info if v.name == reshape.output[0])]:
+        value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    _drop_unused_initializers(graph)
     return proto
 
 
