@@ -52,8 +52,9 @@ class Classifier:
         return f"Classifier({str(self.path)!r}, providers={self.model.providers})"
 
     def logits(self, pixels) -> np.ndarray:
-        """The model's contract, raw: [N, 1, 28, 28] or [N, 28, 28] (float in [0, 1] or uint8) -> float32 [N, 10]."""
-        return self.model.logits(_contract_batch(pixels))
+        """The model's contract, raw: [N, 1, 28, 28] or [N, 28, 28] (float in [0, 1] or uint8) -> float32 [N, 10].
+        A uint8-input model (`export --input uint8`) takes uint8 pixels as they are."""
+        return self.model.logits(_contract_batch(pixels, keep_uint8=self.model.takes_uint8))
 
     def classify(self, x, top_k: int = 3) -> Result | list[Result]:
         """One picture -> a Result; a list of pictures or an N x 28 x 28 batch -> a list of Results."""
@@ -118,14 +119,17 @@ def _unit_float(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def _contract_batch(pixels) -> np.ndarray:
-    """[N, 1, 28, 28] or [N, 28, 28], uint8 or float in [0, 1] -> float32 [N, 1, 28, 28]."""
+def _contract_batch(pixels, keep_uint8: bool = False) -> np.ndarray:
+    """[N, 1, 28, 28] or [N, 28, 28], uint8 or float in [0, 1] -> float32 [N, 1, 28, 28] (uint8 ones
+    left as they are with `keep_uint8`)."""
     a = np.asarray(pixels)
     side = contract.IMAGE_SIZE
     if a.ndim == 3 and a.shape[1:] == (side, side):
         a = a[:, None]
     if a.ndim != 4 or a.shape[1:] != (1, side, side):
         raise InputError(f"the model's input is N x 1 x 28 x 28 or N x 28 x 28, got shape {a.shape}")
+    if keep_uint8 and a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
     return np.ascontiguousarray(_unit_float(a), dtype=np.float32)
 
 

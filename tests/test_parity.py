@@ -137,6 +137,11 @@ def test_uint8_input_twin_gives_the_int8_models_logits_bit_for_bit(exported, mni
     expected = int8.logits(images_to_pixels(mnist.test_images), batch_size=10000)
     assert np.array_equal(twin.logits(mnist.test_images[:, None], batch_size=10000), expected)  # uint8 straight in
     assert np.array_equal(twin.logits(images_to_pixels(mnist.test_images), batch_size=10000), expected)  # float pixels, quantized as the int8 model does
+    import edgemnist
+
+    api = edgemnist.load(twin_row["path"], provider="cpu")  # the Python API: uint8 as it is, and classify
+    assert np.array_equal(api.logits(mnist.test_images), expected)
+    assert [r.label for r in api.classify(mnist.test_images[:50])] == list(expected[:50].argmax(1))
     rng = np.random.default_rng(0)  # and pixels off the 1/255 grid (the preprocessing's): at most one input step apart, same answers
     blurred = rng.random((2000, 1, 28, 28), dtype=np.float32) * images_to_pixels(mnist.test_images[:2000])
     assert (twin.logits(blurred).argmax(1) == int8.logits(blurred).argmax(1)).mean() >= 0.999
