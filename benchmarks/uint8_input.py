@@ -26,11 +26,10 @@ import onnx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edgemnist import data, integrity, runtime  # noqa: E402
+from edgemnist import data, runtime  # noqa: E402
 from edgemnist.bench import bound_call, interleaved  # noqa: E402
 from edgemnist.contract import INPUT_NAME, NUM_CLASSES  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.training.export import set_metadata  # noqa: E402
 from edgemnist.training.quantize import uint8_input  # noqa: E402
 
 
@@ -45,7 +44,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp, "mlp.int8.uint8-input.onnx")
         twin = uint8_input(onnx.load(args.int8))
-        set_metadata(twin, {integrity.KEY: integrity.graph_sha256(twin.SerializeToString())})  # as export does
         onnx.save(twin, path)
         size = path.stat().st_size
         shipped = runtime.open_model(args.int8, "cpu", 1, quiet=True)

@@ -22,7 +22,7 @@ def test_edge_runtimes_tiny_run_reports_every_runtime():
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)
     assert {(row["runtime"], row["precision"]) for row in r["rows"]} == {
-        (rt, p) for rt in ("onnxruntime", "litert", "executorch") for p in ("fp32", "int8")}
+        (rt, p) for rt in ("onnxruntime", "litert", "executorch") for p in ("fp32", "int8")} | {("onnxruntime", "int8-uint8-input")}
     for row in r["rows"]:
         assert row["accuracy"] > 0.97 and row["agreement_with_torch"] > 0.99 and row["p50_us"] > 0, row
         assert row["cold_start_s"] and row["peak_rss_mb"], row

@@ -35,6 +35,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edgemnist import integrity
 from edgemnist.contract import INPUT_NAME, images_to_pixels
 from edgemnist.settings import CALIBRATION_METHODS, QuantSettings
 
@@ -115,8 +116,9 @@ def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
 def uint8_input(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A static int8 model -> the same model taking uint8 pixels (0-255): its input QuantizeLinear
     (scale 1/255, zero point 0: a uint8 picture *is* its quantized input) removed, the DequantizeLinear
-    after it fed the reshaped uint8 pixels. A copy; ValueError when the model does not quantize its
-    input that way (dynamic quantization, another calibration range)."""
+    after it fed the reshaped uint8 pixels. A copy, its metadata kept, its graph digest (if it has
+    one) made anew; ValueError when the model does not quantize its input that way (dynamic
+    quantization, another calibration range)."""
     proto = onnx.ModelProto.FromString(proto.SerializeToString())
     graph = proto.graph
     consumers = {name: node for node in graph.node for name in node.input}
@@ -134,6 +136,9 @@ def uint8_input(proto: onnx.ModelProto) -> onnx.ModelProto:
     for value in [graph.input[0], *(v for v in graph.value_info if v.name == reshape.output[0])]:
         value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
     _drop_unused_initializers(graph)
+    for prop in proto.metadata_props:
+        if prop.key == integrity.KEY:
+            prop.value = integrity.graph_sha256(proto.SerializeToString())
     return proto
 
 
