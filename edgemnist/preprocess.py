@@ -312,11 +312,11 @@ def normalize_ink(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Horizontal runs of a boolean mask in raster order: row, first column, one past the last."""
     h, w = mask.shape
-    padded = np.zeros((h, w + 2), np.int8)  # a zero column either side: no run crosses a row
+    padded = np.zeros((h, w + 2), bool)  # a clear column either side: no run crosses a row
     padded[:, 1:-1] = mask
-    d = np.diff(padded.ravel())
-    starts = np.flatnonzero(d == 1)
-    ends = np.flatnonzero(d == -1)
+    flat = padded.ravel()
+    edges = np.flatnonzero(flat[1:] != flat[:-1])  # a run's start and its end, alternately
+    starts, ends = edges[0::2], edges[1::2]
     ys = starts // (w + 2)
     return ys, starts - ys * (w + 2), ends - ys * (w + 2)
 
