@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "testkit")]
 
 from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import bound_call, interleaved  # noqa: E402
-from edgemnist.contract import NUM_CLASSES, images_to_pixels, pixels_to_uint8  # noqa: E402
+from edgemnist.bench import interleaved, model_call  # noqa: E402
+from edgemnist.contract import images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.settings import QuantSettings  # noqa: E402
 from edgemnist.training.model import fold  # noqa: E402
@@ -151,9 +151,7 @@ def executorch_runner(path: Path, batch: int, threads: int):
 
 def ort_runner(path: Path, batch: int, threads: int):
     model = runtime.open_model(path, "cpu", threads, quiet=True)
-    x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
-    x = pixels_to_uint8(x) if model.takes_uint8 else x
-    return bound_call(model.session, model.input_name, x, NUM_CLASSES), model.logits
+    return model_call(model, batch), model.logits
 
 
 RUNNERS = {"onnxruntime": ort_runner, "litert": litert_runner, "executorch": executorch_runner}

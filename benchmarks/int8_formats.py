@@ -28,8 +28,8 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # 
 from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
 
 from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import bound_call, interleaved  # noqa: E402
-from edgemnist.contract import NUM_CLASSES, images_to_pixels  # noqa: E402
+from edgemnist.bench import interleaved, model_call  # noqa: E402
+from edgemnist.contract import images_to_pixels  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.settings import QuantSettings  # noqa: E402
 from edgemnist.training.quantize import _Batches, calibration_sample, float_logits, quantize, saturation_report  # noqa: E402
@@ -68,9 +68,8 @@ def build(fp32_path: Path, train_images: np.ndarray, tmp: Path) -> dict[str, Pat
 
 def speed(paths: dict[str, Path], batch: int, seconds: float, rounds: int = 30) -> dict[str, float]:
     """Median per-call µs of each model at this batch size, rounds interleaved (bench's IOBinding call)."""
-    x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
     models = {name: runtime.open_model(path, "cpu", 1, quiet=True) for name, path in paths.items()}
-    calls = {name: bound_call(m.session, m.input_name, x, NUM_CLASSES) for name, m in models.items()}
+    calls = {name: model_call(m, batch) for name, m in models.items()}
     return {name: float(np.median(v)) for name, v in interleaved(calls, seconds * len(calls), rounds).items()}
 
 

@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import bound_call, interleaved  # noqa: E402
-from edgemnist.contract import INPUT_NAME, NUM_CLASSES  # noqa: E402
+from edgemnist.bench import interleaved, model_call  # noqa: E402
+from edgemnist.contract import INPUT_NAME  # noqa: E402
 from edgemnist.cpu import cpu_info, describe  # noqa: E402
 from edgemnist.training.quantize import uint8_input  # noqa: E402
 
@@ -58,9 +58,7 @@ def main() -> None:
         accuracy = float((variant.session.run(None, {INPUT_NAME: images})[0].argmax(1) == mnist.test_labels).mean())
         speed = {}
         for batch in (1, 1024):
-            x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
-            inputs = {"float32 input (shipped)": x, "uint8 input (variant)": np.round(x * 255).astype(np.uint8)}
-            calls = {name: bound_call(m.session, m.input_name, inputs[name], NUM_CLASSES) for name, m in models.items()}
+            calls = {name: model_call(m, batch) for name, m in models.items()}  # uint8 pixels for the variant
             speed[batch] = {k: float(np.median(v)) for k, v in interleaved(calls, args.seconds * 2, 30).items()}
     report = {"cpu": cpu_info(), "max_abs_dlogit": exact, "accuracy": accuracy, "size_bytes": size, "p50_us": speed}
     if args.json:

@@ -88,6 +88,12 @@ def bound_call(session, input_name: str, x: np.ndarray, width: int) -> Callable[
     return lambda keep=(x, out, binding): inner.run_with_iobinding(inner_binding, run_options)
 
 
+def model_call(model: runtime.Model, batch: int) -> Callable[[], object]:
+    """`bound_call` of a model on a seeded random batch in its own input type (uint8 for a uint8-input model)."""
+    x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
+    return bound_call(model.session, model.input_name, contract.pixels_to_uint8(x) if model.takes_uint8 else x, contract.NUM_CLASSES)
+
+
 def ort_backend(path: Path, provider: str, taken: set[str], allow_failed_gate: bool = False) -> Backend:
     open_with = functools.cache(lambda threads: runtime.open_model(path, provider, threads, quiet=True, allow_failed_gate=allow_failed_gate))
     model = open_with(runtime.default_threads())
@@ -97,9 +103,7 @@ def ort_backend(path: Path, provider: str, taken: set[str], allow_failed_gate: b
     taken.add(name)
 
     def make(batch: int, threads: int):
-        m = open_with(threads)
-        x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
-        return bound_call(m.session, m.input_name, contract.pixels_to_uint8(x) if m.takes_uint8 else x, contract.NUM_CLASSES)
+        return model_call(open_with(threads), batch)
 
     say(f"model: {model.describe()}")
     return Backend(name, model.providers[0], str(path), model_shapes(model), make, model.sha256)
