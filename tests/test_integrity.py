@@ -134,3 +134,20 @@ def test_sign_key_that_is_not_a_key_fails_before_any_work(tmp_path, trained):
     assert proc.returncode == 2 and "not an unencrypted elliptic-curve private key" in proc.stderr, proc.stderr
     assert not list(tmp_path.glob("*.onnx"))
 
+
+
+def test_a_quantized_copy_of_a_model_with_a_digest_carries_its_own(tmp_path):
+    """onnxruntime's quantizer copies the fp32 model's metadata, its graph digest included: the int8
+    model `quantize` returns (benchmarks quantize exported/mlp.onnx) must record its own graph, or
+    every tool refuses it as altered."""
+    from edgemnist.settings import QuantSettings
+    from edgemnist.training import quantize as q
+
+    fp32 = onnx.load(ROOT / "exported/mlp.onnx")
+    assert integrity.KEY in {p.key for p in fp32.metadata_props}
+    int8 = q.quantize(fp32, QuantSettings(method="dynamic"), None)
+    path = tmp_path / "int8.onnx"
+    onnx.save(int8, path)
+    recorded = {p.key: p.value for p in int8.metadata_props}[integrity.KEY]
+    assert recorded == integrity.graph_sha256(path.read_bytes()) != {p.key: p.value for p in fp32.metadata_props}[integrity.KEY]
+    assert runtime.open_model(path, "cpu", quiet=True).takes_uint8 is False  # opened: the digest checked

@@ -70,7 +70,7 @@ def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.nd
         if settings.method == "dynamic":
             quantize_dynamic(str(pre), str(out), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
                              reduce_range=reduce_range)
-            return onnx.load_model(out)
+            return _refresh_digest(onnx.load_model(out))
         if train_images is None:
             raise ValueError("static quantization needs training images for calibration")
         reader = _Batches(calibration_sample(train_images, settings.calibration_size, settings.seed))
@@ -91,18 +91,28 @@ def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.nd
 
 def float_logits(proto: onnx.ModelProto) -> onnx.ModelProto:
     """Drop the QuantizeLinear -> DequantizeLinear pair on the graph's output: onnxruntime then fuses
-    the last layer into a QGemm with float output. Returns `proto`, changed in place."""
+    the last layer into a QGemm with float output. Returns `proto`, changed in place (its graph
+    digest too, if it carries one)."""
     graph = proto.graph
     producer = {out: node for node in graph.node for out in node.output}
     dq = producer.get(graph.output[0].name)
     q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
     if q is None or q.op_type != "QuantizeLinear":
-        return proto
+        return _refresh_digest(proto)
     last = producer[q.input[0]]
     last.output[list(last.output).index(q.input[0])] = graph.output[0].name
     graph.node.remove(dq)
     graph.node.remove(q)
     _drop_unused_initializers(graph)
+    return _refresh_digest(proto)
+
+
+def _refresh_digest(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph digest a changed graph carries (onnxruntime's quantizer copies the fp32 model's
+    metadata, `edgemnist.graph_sha256` included), made anew; a model without one is left as it is."""
+    for prop in proto.metadata_props:
+        if prop.key == integrity.KEY:
+            prop.value = integrity.graph_sha256(proto.SerializeToString())
     return proto
 
 
@@ -136,10 +146,7 @@ def uint8_input(proto: onnx.ModelProto) -> onnx.ModelProto:
     for value in [graph.input[0], *(v for v in graph.value_info if v.name == reshape.output[0])]:
         value.type.tensor_type.elem_type = onnx.TensorProto.UINT8
     _drop_unused_initializers(graph)
-    for prop in proto.metadata_props:
-        if prop.key == integrity.KEY:
-            prop.value = integrity.graph_sha256(proto.SerializeToString())
-    return proto
+    return _refresh_digest(proto)
 
 
 INT16_MAX = 32767
