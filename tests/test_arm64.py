@@ -26,7 +26,11 @@ pytestmark = [
 
 
 def test_reference_int8_model_verifies_on_emulated_arm64_cpus(mnist):
-    cpus = {"max": "arm64-i8mm", "cortex-a72": "arm64-neon"}  # i8mm + dot product kernels / plain NEON
+    # i8mm + dot product kernels / plain NEON. SVE and SME off: qemu emulates SVE code slowly (on an
+    # Intel Xeon host `max` took 143 s against 47 s without them), and the int8 kernels under test are
+    # the same NEON i8mm ones; `bash benchmarks/arm64_verify.sh` run by hand keeps the full `max`
+    i8mm = "max,sve=off,sme=off"
+    cpus = {i8mm: "arm64-i8mm", "cortex-a72": "arm64-neon"}
     proc = subprocess.run(
         ["bash", "benchmarks/arm64_verify.sh", "exported/mlp.int8.onnx"], cwd=ROOT, capture_output=True, text=True,
         env={**os.environ, "ARM64_CPUS": " ".join(cpus)}, timeout=900,
@@ -39,4 +43,4 @@ def test_reference_int8_model_verifies_on_emulated_arm64_cpus(mnist):
         assert r["passed"] and r["cpu"]["arch"] == "aarch64" and r["cpu"]["int8_kernels"] == cpus[cpu]
         # exact integer kernels on ARM64: the reference semantics are those recorded on x86
         assert r["reference_accuracy"] == pytest.approx(manifest["accuracy"]["int8_reference"], abs=1e-9)
-    assert rows["max"]["accuracy"] == rows["cortex-a72"]["accuracy"]
+    assert rows[i8mm]["accuracy"] == rows["cortex-a72"]["accuracy"]
