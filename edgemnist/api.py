@@ -122,7 +122,10 @@ def _unit_float(a: np.ndarray) -> np.ndarray:
 def _contract_batch(pixels, keep_uint8: bool = False) -> np.ndarray:
     """[N, 1, 28, 28] or [N, 28, 28], uint8 or float in [0, 1] -> float32 [N, 1, 28, 28] (uint8 ones
     left as they are with `keep_uint8`)."""
-    a = np.asarray(pixels)
+    try:
+        a = np.asarray(pixels)
+    except (ValueError, TypeError):  # a ragged list: numpy refuses to make one array of it
+        raise InputError("the model's input is N x 1 x 28 x 28 or N x 28 x 28: got a list of unequal shapes") from None
     side = contract.IMAGE_SIZE
     if a.ndim == 3 and a.shape[1:] == (side, side):
         a = a[:, None]

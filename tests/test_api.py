@@ -97,6 +97,20 @@ def test_errors_are_exceptions_with_one_line_messages(model, tmp_path, make, err
     assert isinstance(caught.value, UserError) and "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "pixels, message",
+    [
+        ([np.zeros((28, 28), np.float32), np.zeros((27, 28), np.float32)], r"unequal shapes"),  # numpy: ValueError
+        (np.zeros((2, 28, 27), np.float32), r"got shape \(2, 28, 27\)"),
+        (np.full((1, 28, 28), 1.5, np.float32), r"values in \[0, 1\]"),
+        ("digit.png", r"got shape \(\)"),
+    ],
+)
+def test_logits_refuses_what_is_not_the_contract_with_an_input_error(model, pixels, message):
+    with pytest.raises(InputError, match=message):
+        model.logits(pixels)
+
+
 def test_a_model_that_cannot_be_used_is_a_model_error(tmp_path):
     (tmp_path / "m.onnx").write_text("not a model")
     for path, message in ((tmp_path / "none.onnx", "not found"), (tmp_path / "m.onnx", "not a usable ONNX model")):
