@@ -57,8 +57,10 @@ def open_image(source: str | Path | bytes) -> Image.Image:
             st = os.stat(source)  # one system call for the three checks
         except (FileNotFoundError, NotADirectoryError):
             raise PreprocessError("no such file") from None
-        except OSError as e:
-            raise PreprocessError(f"cannot read file ({first_line(e)})") from None
+        except OSError as e:  # the reason alone: the path is already at the head of the line
+            raise PreprocessError(f"cannot read file ({e.strerror or first_line(e)})") from None
+        except ValueError:  # os.stat of a name with a NUL byte (a path list on stdin, the API)
+            raise PreprocessError("not a file name (it holds a NUL byte)") from None
         if stat.S_ISDIR(st.st_mode):
             raise PreprocessError("is a directory, not an image")
         if st.st_size == 0:
@@ -72,6 +74,10 @@ def open_image(source: str | Path | bytes) -> Image.Image:
                 return _decode(im)
     except UnidentifiedImageError:
         raise PreprocessError("not an image (unrecognised content)") from None
+    except OSError as e:
+        if e.errno is not None:  # opening the file (permissions, a vanished file): not a decoder's complaint
+            raise PreprocessError(f"cannot read file ({e.strerror})") from None
+        raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
     except Image.DecompressionBombError:
         raise PreprocessError(
             f"image larger than {MAX_PIXELS / 1e6:.0f} MP: refusing to decode it (decompression bomb guard)"

@@ -88,6 +88,7 @@ def test_a_batch_in_the_contract_goes_straight_to_the_model(model, mnist):
         (lambda p: np.full((40, 40), np.nan), InputError, r"values in \[0, 1\]"),
         (lambda p: np.zeros((40, 40), np.int64), InputError, r"uint8 or float"),
         (lambda p: 7, InputError, r"cannot classify a int"),
+        (lambda p: "a\0b.png", ImageError, r"^a\x00b.png: not a file name \(it holds a NUL byte\)$"),
         (lambda p: [np.zeros((40, 40), np.uint8) + 255, b""], ImageError, r"^item 0: no digit found"),
     ],
 )

@@ -56,6 +56,20 @@ def test_paths_on_stdin_alongside_arguments(mnist, tmp_path):
     assert results[-1]["error"] == "no such file" and all("label" in r for r in results[:-1])
 
 
+def test_odd_names_on_stdin_get_one_short_line_each(mnist, tmp_path):
+    """A NUL byte (os.stat raises ValueError, not OSError) and a name too long for the file system: an
+    error result each, the path said once, never exit 3."""
+    good = tmp_path / "1.png"
+    Image.fromarray(255 - mnist.test_images[2]).save(good)
+    long_name = str(tmp_path / ("x" * 5000))
+    proc = subprocess.run([sys.executable, "-m", "edgemnist", "infer", "-", "--json", "--model", INT8, "--jobs", "1"],
+                          input=f"a\0b.png\n{long_name}\n{good}\n", capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r.get("error") for r in results[:2]] == ["not a file name (it holds a NUL byte)", "cannot read file (File name too long)"]
+    assert results[2]["label"] == int(mnist.test_labels[2])
+
+
 def test_worker_processes_give_the_same_answers_in_the_same_order(mnist, tmp_path):
     """--jobs 2 over 150 files (ten chunks) prints exactly what --jobs 1 prints, line for line."""
     rng = np.random.default_rng(0)
