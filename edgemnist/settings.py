@@ -41,6 +41,9 @@ ECE_BINS = 15
 NOT_SURE_BELOW = 0.6
 
 
+MAX_PARAMETERS = 100_000_000  # 400 MB of fp32 weights; protobuf caps one ONNX file at 2 GB
+
+
 @dataclass(frozen=True)
 class MLPConfig:
     hidden: tuple[int, ...] = (512, 256, 128, 64)
@@ -57,6 +60,15 @@ class MLPConfig:
             raise UserError(f"hidden layer sizes must be positive integers, got {list(self.hidden)}")
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.parameters > MAX_PARAMETERS:
+            raise UserError(f"hidden layers {list(self.hidden)} make {self.parameters:,} parameters: at most {MAX_PARAMETERS:,} "
+                            "(one self-contained ONNX file holds under 2 GB)")
+
+    @property
+    def parameters(self) -> int:
+        """Weights and biases of the linear layers."""
+        sizes = (self.input_size, *self.hidden, self.num_classes)
+        return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
 
     def to_dict(self) -> dict:
         d = asdict(self)

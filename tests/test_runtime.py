@@ -125,7 +125,8 @@ def test_bench_reads_shapes_from_each_model_and_names_rows_by_model(trained, tmp
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--batch-sizes", "0"], "--batch-sizes wants comma-separated positive integers"),
+        (["--batch-sizes", "0"], "--batch-sizes wants comma-separated integers from 1 to 65,536"),
+        (["--batch-sizes", "1,100000000"], "--batch-sizes wants comma-separated integers from 1 to 65,536"),  # was exit 3: torch's allocation
         (["--models", "pyproject.toml"], "is not a usable ONNX model"),
         (["--models", "nope.onnx"], "model not found"),
         (["--duration", "0"], "--duration must be positive"),

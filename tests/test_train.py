@@ -123,6 +123,7 @@ def test_train_cli_one_epoch_json(tmp_path):
     [
         (["--hidden", "0,5"], "--hidden wants comma-separated positive integers"),
         (["--hidden", "a,b"], "--hidden wants comma-separated positive integers"),
+        (["--hidden", "100000000"], "make 79,500,000,010 parameters: at most 100,000,000"),  # was exit 3: torch's allocation
         (["--epochs", "-1"], "--epochs must be at least 1"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--variants", "-5"], "--variants must be in 0..100000"),
