@@ -8,7 +8,8 @@ without importing either side, and the two can never drift apart.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from edgemnist import UserError
@@ -169,15 +170,26 @@ class QuantSettings:
         return json.dumps(d)
 
 
+def _limit(default: float, flag: str | None, high: float = math.inf):
+    """A threshold: its default, the option that sets it, and its range [0, high] (NaN is refused)."""
+    return field(default=default, metadata={"flag": flag, "high": high})
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    fp32_min_agreement: float = 1.0  # top-1 agreement with PyTorch
-    fp32_max_abs_dlogit: float = 1e-4
-    int8_max_drop_pp: float = 0.3  # accuracy drop vs PyTorch, percentage points
-    int8_min_agreement: float = 0.995
-    batch_max_diff: float = 1e-5  # batch-1 vs whole-set outputs of the same model
+    fp32_min_agreement: float = _limit(1.0, None, 1.0)  # top-1 agreement with PyTorch
+    fp32_max_abs_dlogit: float = _limit(1e-4, "--max-dlogit")
+    int8_max_drop_pp: float = _limit(0.3, "--max-int8-drop", 100.0)  # accuracy drop vs PyTorch, percentage points
+    int8_min_agreement: float = _limit(0.995, "--min-int8-agreement", 1.0)
+    batch_max_diff: float = _limit(1e-5, None)  # batch-1 vs whole-set outputs of the same model
     # int8: this CPU's fused kernels vs the reference semantics (graph optimizations off)
-    reference_min_agreement: float = 0.999
-    reference_max_abs_dlogit: float = 0.1
+    reference_min_agreement: float = _limit(0.999, "--min-reference-agreement", 1.0)
+    reference_max_abs_dlogit: float = _limit(0.1, "--max-reference-dlogit")
     # verify: accuracy on the target vs the accuracy recorded in the model at export
-    verify_max_drop_pp: float = 0.1
+    verify_max_drop_pp: float = _limit(0.1, "--max-drop", 100.0)
+
+    def __post_init__(self):
+        for f in fields(self):  # a NaN or out-of-range gate would pass or fail everything, silently
+            value, high = getattr(self, f.name), f.metadata["high"]
+            if not (isinstance(value, (int, float)) and 0 <= value <= high):
+                raise UserError(f"{f.metadata['flag'] or f.name} must be a number from 0 to {high:g}, got {value}")

@@ -84,8 +84,12 @@ def _contract_breaking(path):
         (lambda d: (d / "notes.onnx").write_text("not a model") and d / "notes.onnx", [], "is not a usable ONNX model"),
         (lambda d: _contract_breaking(d / "flat.onnx"), [], "expected float32 [N, 1, 28, 28]"),
         (lambda d: EXPORTED / "mlp.int8.onnx", ["--provider", "cuda"], "CUDAExecutionProvider"),
+        # a NaN gate passed every model, a negative drop or an agreement above 1 failed every one
+        (lambda d: EXPORTED / "mlp.int8.onnx", ["--max-drop", "nan"], "--max-drop must be a number from 0 to 100, got nan"),
+        (lambda d: EXPORTED / "mlp.int8.onnx", ["--max-drop", "-5"], "--max-drop must be a number from 0 to 100, got -5"),
+        (lambda d: EXPORTED / "mlp.int8.onnx", ["--min-reference-agreement", "2"], "--min-reference-agreement must be a number from 0 to 1"),
     ],
-    ids=["missing", "not-onnx", "contract", "cuda"],
+    ids=["missing", "not-onnx", "contract", "cuda", "nan-gate", "negative-drop", "agreement-over-1"],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, make, extra, message):
     if "cuda" in extra and "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers():
