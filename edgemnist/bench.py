@@ -315,8 +315,7 @@ def run(
 ) -> dict:
     if not duration > 0:
         raise UserError(f"--duration must be positive, got {duration}")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
+    runtime.check_threads(threads)
     # without --threads, each backend and batch size gets the faster of 1 and all cores (same rule for all)
     candidates = [threads] if threads else sorted({1, runtime.default_threads()})
     notes: list[str] = []

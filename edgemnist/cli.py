@@ -241,7 +241,7 @@ def infer(
 
     # one onnxruntime thread unless asked: a chunk is a small batch, and idle ORT threads spin on the
     # cores the preprocessing workers need (measured: --jobs 2 went from 1.4x to 1.8x --jobs 1)
-    m = runtime.open_model(model or inf.default_model_path(), provider.value, threads or 1,  # says which, on stderr
+    m = runtime.open_model(model or inf.default_model_path(), provider.value, 1 if threads is None else threads,  # says which, on stderr
                            allow_failed_gate=allow_failed_gate)
     jobs = jobs or runtime.usable_cores()
     stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs)

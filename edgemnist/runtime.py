@@ -53,6 +53,15 @@ def default_threads() -> int:
     return max(1, min(4, usable_cores()))
 
 
+MAX_THREADS = 256  # onnxruntime starts every thread it is asked for: --threads 100000 hung for minutes
+
+
+def check_threads(threads: int | None) -> None:
+    """--threads: None (the default) or 1..MAX_THREADS; UserError (one line, exit 2) otherwise."""
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise UserError(f"--threads must be from 1 to {MAX_THREADS}, got {threads}")
+
+
 def usable_cores() -> int:
     """The cores this process may use (its CPU affinity where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -183,8 +192,7 @@ def open_model(
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model {path} not found")
-    if threads is not None and threads < 1:
-        raise UserError(f"--threads must be at least 1, got {threads}")
+    check_threads(threads)
     asked = resolve_providers(provider, ort.get_available_providers())
     try:
         blob = path.read_bytes()  # hashed and loaded from the same bytes: the model named is the model run

@@ -130,7 +130,8 @@ def test_bench_reads_shapes_from_each_model_and_names_rows_by_model(trained, tmp
         (["--models", "pyproject.toml"], "is not a usable ONNX model"),
         (["--models", "nope.onnx"], "model not found"),
         (["--duration", "0"], "--duration must be positive"),
-        (["--threads", "0"], "--threads must be at least 1"),
+        (["--threads", "0"], "--threads must be from 1 to 256, got 0"),
+        (["--threads", "100000"], "--threads must be from 1 to 256, got 100000"),  # onnxruntime hung starting them
     ],
 )
 def test_bench_bad_input_exits_2(args, message):
