@@ -138,6 +138,8 @@ class TrainConfig:
             raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
         if not self.lr > 0:
             raise UserError(f"--lr must be positive, got {self.lr}")
+        if not 0 <= self.seed < 2**32:  # numpy's generators refuse negative seeds, torch's those past 64 bits
+            raise UserError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
 
 
 @dataclass(frozen=True)

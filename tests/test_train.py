@@ -127,6 +127,8 @@ def test_train_cli_one_epoch_json(tmp_path):
         (["--epochs", "-1"], "--epochs must be at least 1"),
         (["--batch-size", "0"], "--batch-size must be at least 1"),
         (["--variants", "-5"], "--variants must be in 0..100000"),
+        (["--seed", "-5"], "--seed must be in 0..4294967295, got -5"),  # was exit 3: numpy's ValueError
+        (["--seed", str(2**70)], "--seed must be in 0..4294967295"),  # was exit 3: torch's overflow
         (["--out", "/proc/edgemnist/mlp.pt"], "cannot create directory"),
     ],
 )
