@@ -185,31 +185,52 @@ def build(site: Path, model: Path, allow_failed_gate: bool = False) -> dict:
     if site.exists() and not is_site(site) and (not site.is_dir() or any(site.iterdir())):
         raise UserError(f"{site} exists and is not an edgemnist site: refusing to replace it")
     ort_dir = fetch_runtime()
-    site.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.", dir=site.parent))
+    try:
+        site.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.", dir=site.parent))
+    except OSError as e:  # a read-only or special file system (/proc), permissions
+        raise UserError(f"cannot write the site {site}: {e.strerror or first_line(e)}") from None
     staging.chmod(0o755)  # mkdtemp makes it private; a site is for serving
     try:
-        for name in APP_FILES:
-            (staging / name).write_bytes(_app_file(name).read_bytes())
-        shutil.copyfile(model, staging / "model.onnx")
-        (staging / "model.json").write_text(json.dumps(facts, indent=1))
-        for path in list(staging.iterdir()):
-            if path.suffix in COMPRESSIBLE:
-                _write_compressed(path)
-        (staging / "ort").mkdir()
-        for path in ort_dir.iterdir():
-            shutil.copyfile(path, staging / "ort" / path.name)
-        info = {"built_from": build_info(facts["sha256"]), "model": str(model)}
-        (staging / "site.json").write_text(json.dumps(info, indent=1))
-        old = site.with_name(f".{site.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if site.exists():
-            site.rename(old)
-        staging.rename(site)
-        shutil.rmtree(old, ignore_errors=True)
+        info = _stage(staging, model, facts, ort_dir)
+        _swap(staging, site)
+    except OSError as e:  # the disk filling up: the site as it was stays in place
+        raise UserError(f"cannot write the site {site}: {e.strerror or first_line(e)}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return {"site": str(site), "model": str(model), "files": sizes(site)} | info
+
+
+def _stage(staging: Path, model: Path, facts: dict, ort_dir: Path) -> dict:
+    """Every file of the site into `staging` -> site.json's content."""
+    for name in APP_FILES:
+        (staging / name).write_bytes(_app_file(name).read_bytes())
+    shutil.copyfile(model, staging / "model.onnx")
+    (staging / "model.json").write_text(json.dumps(facts, indent=1))
+    for path in list(staging.iterdir()):
+        if path.suffix in COMPRESSIBLE:
+            _write_compressed(path)
+    (staging / "ort").mkdir()
+    for path in ort_dir.iterdir():
+        shutil.copyfile(path, staging / "ort" / path.name)
+    info = {"built_from": build_info(facts["sha256"]), "model": str(model)}
+    (staging / "site.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def _swap(staging: Path, site: Path) -> None:
+    """`staging` becomes `site`; an older site is removed only once the new one is in place."""
+    old = site.with_name(f".{site.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if site.exists():
+        site.rename(old)
+    try:
+        staging.rename(site)
+    except OSError:
+        if old.exists() and not site.exists():
+            old.rename(site)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def sizes(site: Path) -> dict:

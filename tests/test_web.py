@@ -89,6 +89,11 @@ def test_build_refuses_a_contract_breaking_model(tmp_path):
     assert not (tmp_path / "site").exists()
 
 
+def test_build_where_nothing_can_be_written_is_one_line_exit_2():
+    r = cli("web", "build", "/proc/edgemnist-site", "--model", str(INT8))  # /proc takes no new files: was exit 3
+    assert r.returncode == 2 and "cannot write the site /proc/edgemnist-site: " in r.stderr and "Traceback" not in r.stderr
+
+
 def test_build_will_not_replace_a_directory_that_is_not_a_site(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "notes.txt").write_text("mine")
