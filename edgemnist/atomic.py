@@ -12,16 +12,35 @@ from edgemnist import UserError
 
 
 def ensure_writable_dir(path: Path) -> None:
-    """Create `path`'s parent directory; raise UserError (exit 2) if it cannot be written."""
-    parent = path.parent
+    """Create `path`'s parent directory and check that a file can be written there (a probe file,
+    not os.access: root passes that check on read-only mounts and in /proc); UserError (exit 2)
+    otherwise. For the start of a command, before its long work."""
+    _make_parent(path)
+    writable_dir(path.parent)
+
+
+def writable_dir(directory: Path) -> None:
+    """Create `directory` and write and remove a probe file in it; UserError (exit 2) if that fails."""
+    _make_dir(directory)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".edgemnist-probe.", dir=directory)
     except OSError as e:
-        raise UserError(f"cannot create directory {parent}: {e.strerror}") from None
+        raise UserError(f"cannot write to {directory}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _make_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create directory {directory}: {e.strerror}") from None
+
+
+def _make_parent(path: Path) -> None:
+    _make_dir(path.parent)
     if path.is_dir():
         raise UserError(f"{path} is a directory, expected a file path")
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write to {parent}: permission denied")
 
 
 @contextlib.contextmanager
@@ -31,8 +50,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     An interrupted or failed write never leaves a truncated file at `path`, nor replaces a good one.
     """
     path = Path(path)
-    ensure_writable_dir(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _make_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"cannot write to {path.parent}: {e.strerror or e}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)

@@ -236,9 +236,11 @@ def infer(
     """Classify handwritten digit images; results stream in input order."""
     import time
 
+    from edgemnist import atomic, runtime
     from edgemnist import infer as inf
-    from edgemnist import runtime
 
+    if save_preprocessed is not None:
+        atomic.writable_dir(save_preprocessed)  # before any work: not after the first results
     # one onnxruntime thread unless asked: a chunk is a small batch, and idle ORT threads spin on the
     # cores the preprocessing workers need (measured: --jobs 2 went from 1.4x to 1.8x --jobs 1)
     m = runtime.open_model(model or inf.default_model_path(), provider.value, 1 if threads is None else threads,  # says which, on stderr

@@ -70,6 +70,14 @@ def test_odd_names_on_stdin_get_one_short_line_each(mnist, tmp_path):
     assert results[2]["label"] == int(mnist.test_labels[2])
 
 
+def test_save_preprocessed_where_nothing_can_be_written_stops_before_any_result(mnist, tmp_path):
+    good = tmp_path / "1.png"
+    Image.fromarray(255 - mnist.test_images[2]).save(good)
+    proc = run_cli("infer", str(good), "--json", "--model", INT8, "--save-preprocessed", "/proc")  # was exit 3
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: cannot write to /proc: No such file or directory"
+
+
 def test_worker_processes_give_the_same_answers_in_the_same_order(mnist, tmp_path):
     """--jobs 2 over 150 files (ten chunks) prints exactly what --jobs 1 prints, line for line."""
     rng = np.random.default_rng(0)
