@@ -16,18 +16,27 @@ def ensure_writable_dir(path: Path) -> None:
     not os.access: root passes that check on read-only mounts and in /proc); UserError (exit 2)
     otherwise. For the start of a command, before its long work."""
     _make_parent(path)
-    writable_dir(path.parent)
+    _probe(path.parent)
 
 
 def writable_dir(directory: Path) -> None:
     """Create `directory` and write and remove a probe file in it; UserError (exit 2) if that fails."""
     _make_dir(directory)
+    _probe(directory)
+
+
+def _probe(directory: Path) -> None:
+    os.unlink(_temp_file(directory, prefix=".edgemnist-probe."))
+
+
+def _temp_file(directory: Path, prefix: str, suffix: str = "") -> str:
+    """mkstemp in `directory`, closed -> its path; UserError (exit 2) when nothing can be written there."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=".edgemnist-probe.", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     except OSError as e:
         raise UserError(f"cannot write to {directory}: {e.strerror or e}") from None
     os.close(fd)
-    os.unlink(probe)
+    return tmp
 
 
 def _make_dir(directory: Path) -> None:
@@ -51,12 +60,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     _make_parent(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise UserError(f"cannot write to {path.parent}: {e.strerror or e}") from None
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = Path(_temp_file(path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; a model file is for sharing

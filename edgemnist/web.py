@@ -185,19 +185,18 @@ def build(site: Path, model: Path, allow_failed_gate: bool = False) -> dict:
     if site.exists() and not is_site(site) and (not site.is_dir() or any(site.iterdir())):
         raise UserError(f"{site} exists and is not an edgemnist site: refusing to replace it")
     ort_dir = fetch_runtime()
-    try:
+    staging = None
+    try:  # OSError: a read-only or special file system (/proc), permissions, the disk filling up
         site.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{site.name}.", dir=site.parent))
-    except OSError as e:  # a read-only or special file system (/proc), permissions
-        raise UserError(f"cannot write the site {site}: {e.strerror or first_line(e)}") from None
-    staging.chmod(0o755)  # mkdtemp makes it private; a site is for serving
-    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; a site is for serving
         info = _stage(staging, model, facts, ort_dir)
-        _swap(staging, site)
-    except OSError as e:  # the disk filling up: the site as it was stays in place
+        _swap(staging, site)  # the site as it was stays in place until the new one is complete
+    except OSError as e:
         raise UserError(f"cannot write the site {site}: {e.strerror or first_line(e)}") from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return {"site": str(site), "model": str(model), "files": sizes(site)} | info
 
 

@@ -135,7 +135,6 @@ def test_sign_key_that_is_not_a_key_fails_before_any_work(tmp_path, trained):
     assert not list(tmp_path.glob("*.onnx"))
 
 
-
 def test_a_quantized_copy_of_a_model_with_a_digest_carries_its_own(tmp_path):
     """onnxruntime's quantizer copies the fp32 model's metadata, its graph digest included: the int8
     model `quantize` returns (benchmarks quantize exported/mlp.onnx) must record its own graph, or
