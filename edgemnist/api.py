@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from edgemnist import ImageError, InputError, contract, runtime
-from edgemnist.infer import answer, default_model_path
+from edgemnist.answers import answer
 from edgemnist.preprocess import for_model, load_gray, work_gray
 
 
@@ -138,4 +138,4 @@ def _contract_batch(pixels, keep_uint8: bool = False) -> np.ndarray:
 
 def load(path: str | os.PathLike | None = None, provider: str = "auto", threads: int | None = None) -> Classifier:
     """See `edgemnist.load`."""
-    return Classifier(runtime.open_model(path or default_model_path(), provider, threads, quiet=True))
+    return Classifier(runtime.open_model(path or runtime.default_model_path(), provider, threads, quiet=True))

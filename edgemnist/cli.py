@@ -243,7 +243,7 @@ def infer(
         atomic.writable_dir(save_preprocessed)  # before any work: not after the first results
     # one onnxruntime thread unless asked: a chunk is a small batch, and idle ORT threads spin on the
     # cores the preprocessing workers need (measured: --jobs 2 went from 1.4x to 1.8x --jobs 1)
-    m = runtime.open_model(model or inf.default_model_path(), provider.value, 1 if threads is None else threads,  # says which, on stderr
+    m = runtime.open_model(model or runtime.default_model_path(), provider.value, 1 if threads is None else threads,  # says which, on stderr
                            allow_failed_gate=allow_failed_gate)
     jobs = jobs or runtime.usable_cores()
     stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs)
@@ -397,10 +397,9 @@ def web_build(
     json_out: Json = False,
 ):
     """Write a self-contained static site: index.html, the app, onnxruntime-web's wasm-only entry, the model."""
-    from edgemnist import infer as inf
-    from edgemnist import web
+    from edgemnist import runtime, web
 
-    report = web.build(site, model or inf.default_model_path(), allow_failed_gate)
+    report = web.build(site, model or runtime.default_model_path(), allow_failed_gate)
     if json_out:
         emit(report)
         return
@@ -418,10 +417,9 @@ def web_serve(
     json_out: Json = False,
 ):
     """Build the site when needed and serve it, printing the URL (Ctrl-C stops)."""
-    from edgemnist import data, serve, web
-    from edgemnist import infer as inf
+    from edgemnist import data, runtime, serve, web
 
-    model = model or inf.default_model_path()
+    model = model or runtime.default_model_path()
     site = site or data.home() / "site"
     server = serve.make_server(site, host, port)  # a taken port fails before any build
     with server:

@@ -9,32 +9,21 @@ the number of files), and the model runs on each chunk as one batch in this proc
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
-from importlib import resources
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 from PIL import Image
 
-from edgemnist import atomic, runtime
-from edgemnist.preprocess import SKIPPED, prepare
-from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX
+from edgemnist import answers, atomic, runtime
+from edgemnist.preprocess import prepare
 
 CHUNK = 16  # images per unit of work: a worker's task, one model batch
 IN_FLIGHT_PER_JOB = 4  # chunks submitted ahead per worker: enough to keep them busy, few enough to bound memory
-
-
-def default_model_path() -> Path:
-    """exported/mlp.int8.onnx, else exported/mlp.onnx (working directory), else the packaged int8 model."""
-    for candidate in (DEFAULT_INT8, DEFAULT_ONNX):
-        if candidate.is_file():
-            return candidate
-    return Path(str(resources.files("edgemnist.pretrained") / "mlp.int8.onnx"))
 
 
 def _walk(top: str) -> Iterator[tuple[str, bool]]:
@@ -134,48 +123,11 @@ def classify_stream(
     items = ((p, False) if isinstance(p, str) else p for p in paths)
     one_thread = model.session.get_session_options().intra_op_num_threads == 1  # no pool threads to fork
     for chunk, prepared in _prepared(items, model.polarity, jobs, fork_safe=one_thread):
-        good = [j for j, (pixels, _, _) in enumerate(prepared) if pixels is not None]
-        answers = {}
-        if good:
-            batch = np.stack([prepared[j][0] for j in good])
-            answers = dict(zip(good, answer(model, batch, [prepared[j][1] for j in good], top_k)))
-        for j, ((path, _), (pixels, _, error)) in enumerate(zip(chunk, prepared)):
-            if error == SKIPPED:
-                continue
-            if error is not None:
-                yield {"path": path, "error": error}
-                continue
-            result = {"path": path} | answers[j]
-            if save_dir is not None:
-                result["preprocessed"] = str(save_preprocessed(pixels, path, Path(save_dir), taken))
+        for result in answers.for_prepared(model, [path for path, _ in chunk], prepared, top_k):
+            pixels = result.pop("pixels", None)
+            if save_dir is not None and pixels is not None:
+                result["preprocessed"] = str(save_preprocessed(pixels, result["path"], Path(save_dir), taken))
             yield result
-
-
-def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: int = 3) -> list[dict]:
-    """The model's answers for preprocessed pictures [N, 28, 28]: label, confidence, sure, probabilities,
-    top_k (and a note when a picture held several digits side by side: `digits`, per image). `sure`
-    is False below the model's "not sure" confidence and for several digits. The softmax and the
-    ranking run on Python floats: for one picture (the API's case) a dozen numpy calls on ten values
-    cost more than the model call's own overhead (measured: 20-40 µs of ~100 µs after a preprocessing)."""
-    not_sure_below = model.not_sure_below
-    out = []
-    for row, n in zip(model.logits(pixels[:, None]).tolist(), digits):
-        p = _softmax(row)
-        top = sorted(range(len(p)), key=p.__getitem__, reverse=True)[:top_k]  # stable: ties keep digit order
-        result = {"label": top[0], "confidence": p[top[0]], "sure": p[top[0]] >= not_sure_below and n <= 1,
-                  "probabilities": p, "top_k": [[d, p[d]] for d in top]}
-        if n > 1:
-            result["note"] = f"{n} digits side by side: crop to one"
-        out.append(result)
-    return out
-
-
-def _softmax(logits: list[float]) -> list[float]:
-    """runtime.softmax of one row, in float64, on Python floats."""
-    top = max(logits)
-    e = [math.exp(v - top) for v in logits]
-    total = sum(e)
-    return [v / total for v in e]
 
 
 def classify(

@@ -541,12 +541,17 @@ SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM"
 
 
 def looks_like_image(path: str | Path) -> bool:
-    """An image by content: the first bytes of a format Pillow reads (WebP: RIFF....WEBP; Netpbm: P1-P6)."""
+    """An image by content: the first bytes of a format Pillow reads."""
     try:
         with open(path, "rb") as f:
-            head = f.read(16)
+            return is_image_head(f.read(16))
     except OSError:
         return False
+
+
+def is_image_head(head: bytes) -> bool:
+    """A file's first 16 bytes are those of a format Pillow reads (SIGNATURES; WebP: RIFF....WEBP; Netpbm: P1-P6)."""
+    head = bytes(head[:16])
     netpbm = head[:1] == b"P" and head[1:2] in b"123456" and head[2:3] in (b" ", b"\t", b"\r", b"\n")
     return head.startswith(SIGNATURES) or netpbm or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
@@ -554,21 +559,25 @@ def looks_like_image(path: str | Path) -> bool:
 SKIPPED = ""  # prepare's error for a file found in a directory that is no image: no result at all
 
 
+def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY,
+                only_images: bool = False) -> tuple[np.ndarray | None, int, str | None]:
+    """`preprocess` of one file (its path or its bytes), as `infer`'s workers and the Ray reader run it:
+    (pixels, how many digits side by side, None), or (None, 0, the one-line error), or (None, 0, SKIPPED)
+    when `only_images` and the file is no image (a file found in a directory, not named)."""
+    if only_images:
+        is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+        if not (is_image_head(source[:16]) if is_bytes else looks_like_image(source)):
+            return None, 0, SKIPPED
+    notes: dict = {}
+    try:
+        return for_model(load_gray(source), polarity, notes), notes.get("digits", 1), None
+    except PreprocessError as e:
+        return None, 0, str(e)
+
+
 def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY) -> list[tuple[np.ndarray | None, int, str | None]]:
-    """`preprocess` for a chunk of files, as `infer`'s worker processes run it: per (path, only if an
-    image) (pixels, how many digits side by side, None), or (None, 0, the one-line error), or
-    (None, 0, SKIPPED) for a file that was to be taken only if it is an image and is not."""
-    out: list[tuple[np.ndarray | None, int, str | None]] = []
-    for path, only_images in items:
-        if only_images and not looks_like_image(path):
-            out.append((None, 0, SKIPPED))
-            continue
-        notes: dict = {}
-        try:
-            out.append((preprocess(path, polarity, notes), notes.get("digits", 1), None))
-        except PreprocessError as e:
-            out.append((None, 0, str(e)))
-    return out
+    """`prepare_one` for a chunk of (path, only if an image): the unit of work of `infer`'s worker processes."""
+    return [prepare_one(path, polarity, only_images) for path, only_images in items]
 
 
 def preprocess(path: str | Path, polarity: str = contract.POLARITY, notes: dict | None = None) -> np.ndarray:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ import onnxruntime as ort
 
 from edgemnist import ModelError, UserError, contract, first_line, integrity
 from edgemnist.progress import say
-from edgemnist.settings import ECE_BINS, NOT_SURE_BELOW, PROVIDERS
+from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX, ECE_BINS, NOT_SURE_BELOW, PROVIDERS
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
@@ -65,6 +66,14 @@ def check_threads(threads: int | None) -> None:
 def usable_cores() -> int:
     """The cores this process may use (its CPU affinity where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_model_path() -> Path:
+    """exported/mlp.int8.onnx, else exported/mlp.onnx (working directory), else the packaged int8 model."""
+    for candidate in (DEFAULT_INT8, DEFAULT_ONNX):
+        if candidate.is_file():
+            return candidate
+    return Path(str(resources.files("edgemnist.pretrained") / "mlp.int8.onnx"))
 
 
 @dataclass
