@@ -6,6 +6,7 @@ Training-side modules (torch) are imported only inside the commands that need th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from enum import Enum
@@ -221,59 +222,106 @@ def print_parity(r: dict) -> None:
                                    else "an older uint8-input model from another export"))
 
 
+Engine = _choice("Engine", ("local", "ray"))
+
+
 @app.command()
 def infer(
-    images: Annotated[list[str], typer.Argument(help="Image files (any format Pillow reads), directories (searched recursively for images), or - for paths on stdin.", show_default=False)],
+    images: Annotated[list[str], typer.Argument(help="Image files (any format Pillow reads), directories (searched recursively for images), or - for paths on stdin; with --engine ray also URIs (s3://...).", show_default=False)],
     model: Annotated[Optional[Path], typer.Option(help="ONNX model (default: exported/mlp.int8.onnx, exported/mlp.onnx, else the packaged one).")] = None,
     provider: ProviderOpt = Provider("auto"),
     threads: Annotated[Optional[int], typer.Option(help="onnxruntime intra-op threads (default: 1; the cores go to --jobs).")] = None,
-    jobs: Annotated[Optional[int], typer.Option(help="Worker processes that read and preprocess the images (default: the cores this process may use).", min=1, max=256)] = None,
+    jobs: Annotated[Optional[int], typer.Option(help="Worker processes that read and preprocess the images (default: the cores this process may use); with --engine ray, reader actors (default: one per CPU of the cluster).", min=1, max=256)] = None,
     top_k: Annotated[int, typer.Option(help="How many top classes to show.", min=1, max=10)] = 3,
     save_preprocessed: Annotated[Optional[Path], typer.Option(help="Write the 28x28 image the model saw into this directory.")] = None,
+    engine: Annotated[Engine, typer.Option(help="local: this machine's processes; ray: Ray Data, on a local Ray or the cluster at --address (the [ray] extra).")] = Engine("local"),
+    address: Annotated[Optional[str], typer.Option(help="--engine ray: the running cluster to join (as `ray start --head` prints it); default: start a local Ray.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the results to this .jsonl or .parquet file (path, label, confidence, sure, note, error), in place when the run ends; then only the summary is printed.")] = None,
     allow_failed_gate: AllowFailedGate = False,
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout (JSON lines); human text goes to stderr.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout (JSON lines; with --out, one summary object); human text goes to stderr.")] = False,
 ):
-    """Classify handwritten digit images; results stream in input order."""
+    """Classify handwritten digit images; results stream in input order (--engine ray: as batches finish)."""
     import time
 
-    from edgemnist import atomic, runtime
+    from edgemnist import atomic, results, runtime
     from edgemnist import infer as inf
 
+    if engine.value == "local" and address is not None:
+        raise UserError("--address joins a Ray cluster: it goes with --engine ray")
+    if engine.value == "ray" and provider.value == "cuda":
+        raise UserError("--engine ray runs its readers on CPUs: the model is small, the pictures' preprocessing is the work")
     if save_preprocessed is not None:
+        if engine.value == "ray":
+            raise UserError("--save-preprocessed writes on this machine: it goes with --engine local")
         atomic.writable_dir(save_preprocessed)  # before any work: not after the first results
+    if out is not None:
+        results.check(out)
     # one onnxruntime thread unless asked: a chunk is a small batch, and idle ORT threads spin on the
     # cores the preprocessing workers need (measured: --jobs 2 went from 1.4x to 1.8x --jobs 1)
     m = runtime.open_model(model or runtime.default_model_path(), provider.value, 1 if threads is None else threads,  # says which, on stderr
                            allow_failed_gate=allow_failed_gate)
-    jobs = jobs or runtime.usable_cores()
-    stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs)
+    if engine.value == "ray":
+        stream = _ray_stream(images, m, address, top_k, jobs)
+    else:
+        jobs = jobs or runtime.usable_cores()
+        stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs)
+    start = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        write = stack.enter_context(results.writer(out)) if out is not None else None
+        counts = _show_results(stream, top_k, json_out, write)
+    seconds = time.perf_counter() - start
+    if counts["n"] == 0:
+        raise UserError("no images: the directories hold no image files and no paths came on stdin")
+    workers = f"{jobs} job{'s' * (jobs > 1)}" if engine.value == "local" else "Ray"
+    summary = {"n": counts["n"], "failed": counts["failed"], "not_sure": counts["not sure"], "seconds": round(seconds, 3),
+               "images_per_s": round(counts["n"] / seconds, 1), "out": str(out) if out else None}
+    if json_out and out is not None:
+        emit(summary)
+    if counts["n"] > 1 or out is not None:
+        say(f"{counts['n']} images: {counts['failed']} failed, {counts['not sure']} not sure; "
+            f"{counts['n'] / seconds:.0f} images/s ({seconds:.1f} s, {workers})" + (f"; results in {out}" if out else ""))
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def _ray_stream(images: list[str], model, address: str | None, top_k: int, actors: int | None):
+    """The Ray engine's results, its cluster joined or started first (one line if the extra is missing)."""
+    try:
+        from edgemnist import ray as edgemnist_ray
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'edgemnist[ray]'") from None
+    from edgemnist import data
+
+    edgemnist_ray.connect(address, native_log=data.home() / "ray-driver.log")
+    say("ray: " + (f"joined the cluster at {address}" if address else "started a local Ray") +
+        f", {edgemnist_ray.cluster_cpus():g} CPUs")
+    return edgemnist_ray.classify_stream(images, model, top_k=top_k, actors=actors)
+
+
+def _show_results(stream, top_k: int, json_out: bool, write=None) -> dict:
+    """Print (or, with `write`, write) each result as it comes; the counts for the summary line."""
     counts = {"n": 0, "failed": 0, "not sure": 0}
-    start, progress = time.perf_counter(), None
+    progress = None
     try:
         for r in stream:
             counts["n"] += 1
             counts["failed"] += "error" in r
             counts["not sure"] += not r.get("sure", True)
-            if json_out:
+            if write is not None:
+                write(r)
+            elif json_out:
                 emit({k: r[k] for k in ("path", "label", "confidence", "sure", "note", "probabilities", "top_k", "error", "preprocessed") if k in r})
             elif "error" in r:
                 say(f"{r['path']}: error: {r['error']}")
             else:
-                tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"])
+                tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"]) if "top_k" in r else ""
                 doubt = "" if r["sure"] else f"  not sure ({r['note']})" if "note" in r else "  not sure"
-                typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%}){doubt}  top-{top_k}: {tops}")
+                typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%}){doubt}" + (f"  top-{top_k}: {tops}" if tops else ""))
             progress = _volume_progress(progress, counts["n"])
     finally:
         if progress is not None:
             progress.stop()
-    if counts["n"] == 0:
-        raise UserError("no images: the directories hold no image files and no paths came on stdin")
-    seconds = time.perf_counter() - start
-    if counts["n"] > 1:
-        say(f"{counts['n']} images: {counts['failed']} failed, {counts['not sure']} not sure; "
-            f"{counts['n'] / seconds:.0f} images/s ({seconds:.1f} s, {jobs} job{'s' * (jobs > 1)})")
-    if counts["failed"]:
-        raise typer.Exit(1)
+    return counts
 
 
 def _volume_progress(progress, done: int):

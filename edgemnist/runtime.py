@@ -192,19 +192,21 @@ def session_options(threads: int | None, *, reference: bool = False) -> ort.Sess
 
 def open_model(
     path: str | os.PathLike, provider: str = "auto", threads: int | None = None, *, quiet: bool = False, reference: bool = False,
-    allow_failed_gate: bool = False,
+    allow_failed_gate: bool = False, blob: bytes | None = None,
 ) -> Model:
     """Open an ONNX model for inference; ModelError (exit 2) for anything that is not a usable model,
     for a model whose weights are not those recorded at export (`integrity.check`), and for a model
     export marked as failing its parity gate (unless `allow_failed_gate`).
-    `reference=True`: graph optimizations off (see `session_options`)."""
+    `reference=True`: graph optimizations off (see `session_options`). `blob`: the model's bytes, read
+    elsewhere (a Ray worker on a machine without the file); `path` then only names it."""
     path = Path(path)
-    if not path.is_file():
+    if blob is None and not path.is_file():
         raise ModelError(f"model {path} not found")
     check_threads(threads)
     asked = resolve_providers(provider, ort.get_available_providers())
     try:
-        blob = path.read_bytes()  # hashed and loaded from the same bytes: the model named is the model run
+        if blob is None:
+            blob = path.read_bytes()  # hashed and loaded from the same bytes: the model named is the model run
         session = ort.InferenceSession(blob, sess_options=session_options(threads, reference=reference), providers=asked)
     except Exception as e:  # ORT raises InvalidProtobuf, Fail, InvalidGraph… for non-ONNX files
         raise ModelError(f"{path} is not a usable ONNX model ({first_line(e)[:160]})") from None
