@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The wheel as users get it: build it, install it without -e into a clean venv with the core
-# dependencies only (no torch, no onnx), then run infer on the packaged model, verify and web build
+# dependencies only (no torch, no onnx, no ray), then run infer on the packaged model, verify and web build
 # from a directory with no exported/ models. README.md ("Tests") describes it; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,9 +11,11 @@ python3 -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" . >/dev/null
 python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet "$work"/dist/edgemnist-*.whl
 py="$work/venv/bin/python"
-if "$py" -c "import torch" 2>/dev/null || "$py" -c "import onnx" 2>/dev/null; then
-  echo "wheel smoke: the core install pulled in torch or onnx" >&2; exit 1
-fi
+for heavy in torch onnx ray pyarrow; do  # the training side and the Ray engine are extras, never the core's
+  if "$py" -c "import $heavy" 2>/dev/null; then
+    echo "wheel smoke: the core install pulled in $heavy" >&2; exit 1
+  fi
+done
 
 cd "$work"  # no exported/ here: infer takes the model inside the package
 "$py" - <<'PY'
