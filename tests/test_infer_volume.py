@@ -118,3 +118,38 @@ def test_a_folder_without_images_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here")
     proc = run_cli("infer", str(tmp_path), "--model", INT8)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: no images")
+
+
+def test_out_writes_every_result_to_one_jsonl_file_and_prints_the_summary(mnist, tmp_path):
+    """--out: the same answers as --json, as path/label/confidence/sure/note/error rows, in place when
+    the run ends; stdout carries only the summary object. Wrong uses stop before any work."""
+    expected, _ = _tree(mnist, tmp_path / "forms")
+    (tmp_path / "forms" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    shown = run_cli("infer", str(tmp_path / "forms"), "--json", "--model", INT8, "--jobs", "1")
+    out = tmp_path / "results" / "all.jsonl"
+    proc = run_cli("infer", str(tmp_path / "forms"), "--json", "--model", INT8, "--jobs", "1", "--out", str(out))
+    assert proc.returncode == shown.returncode == 1, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["n"], summary["failed"], summary["out"]) == (6, 1, str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    want = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert [list(r) for r in rows] == [["path", "label", "confidence", "sure", "note", "error"]] * 6
+    assert [{k: v for k, v in r.items() if v is not None} for r in rows] == [
+        {k: w[k] for k in ("path", "label", "confidence", "sure", "note", "error") if k in w} for w in want]
+    assert sorted(os.listdir(out.parent)) == ["all.jsonl"]  # no temporary file left beside it
+    for args, message in (
+        (["--out", str(tmp_path / "r.csv")], f"error: --out {tmp_path / 'r.csv'}: give a .jsonl or .parquet file"),
+        (["--address", "127.0.0.1:1"], "error: --address joins a Ray cluster: it goes with --engine ray"),
+        (["--engine", "ray", "--save-preprocessed", str(tmp_path)], "error: --save-preprocessed writes on this machine: it goes with --engine local"),
+    ):
+        bad = run_cli("infer", expected[0], "--model", INT8, *args)
+        assert (bad.returncode, bad.stdout, bad.stderr.strip().splitlines()[-1]) == (2, "", message)
+
+
+def test_parquet_without_pyarrow_is_one_line_before_any_work(tmp_path):
+    code = ("import sys; sys.modules['pyarrow'] = None\n"
+            f"sys.argv = ['edgemnist', 'infer', 'x.png', '--out', {str(tmp_path / 'r.parquet')!r}]\n"
+            "from edgemnist.cli import main\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: writing Parquet needs pyarrow: pip install 'edgemnist[ray]' (or pyarrow), or use .jsonl")
