@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -39,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Train an MNIST MLP, export it to ONNX (+int8), and run it on onnxruntime.",
 )
-_state = {"debug": False}
+_state = {"debug": False, "interrupted": False, "printing": False}
 
 
 def _choice(name: str, values: tuple[str, ...]) -> type[Enum]:
@@ -65,6 +66,27 @@ MaxReferenceDlogit = Annotated[float, typer.Option(help="Gate: max |Δlogit| bet
 def emit(obj) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
+
+
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C: stop at once, unless a result line is being printed (it ends first, whole). The flag
+    stays for the result loop, which checks it after each line: a KeyboardInterrupt raised inside a
+    finaliser (a weakref callback of the worker pool) is swallowed by Python, and the run went on."""
+    _state["interrupted"] = True
+    if not _state["printing"]:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _one_line():
+    """Printing one result: Ctrl-C waits for the end of the line, then stops the run."""
+    _state["printing"] = True
+    try:
+        yield
+    finally:
+        _state["printing"] = False
+    if _state["interrupted"]:
+        raise KeyboardInterrupt
 
 
 def _print_version(value: bool) -> None:
@@ -307,21 +329,28 @@ def _show_results(stream, top_k: int, json_out: bool, write=None) -> dict:
             counts["n"] += 1
             counts["failed"] += "error" in r
             counts["not sure"] += not r.get("sure", True)
-            if write is not None:
-                write(r)
-            elif json_out:
-                emit({k: r[k] for k in ("path", "label", "confidence", "sure", "note", "probabilities", "top_k", "error", "preprocessed") if k in r})
-            elif "error" in r:
-                say(f"{r['path']}: error: {r['error']}")
-            else:
-                tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"]) if "top_k" in r else ""
-                doubt = "" if r["sure"] else f"  not sure ({r['note']})" if "note" in r else "  not sure"
-                typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%}){doubt}" + (f"  top-{top_k}: {tops}" if tops else ""))
+            with _one_line():
+                _show_one(r, top_k, json_out, write)
             progress = _volume_progress(progress, counts["n"])
     finally:
         if progress is not None:
             progress.stop()
+        if hasattr(stream, "close"):  # the worker pool stops now, not when the traceback is dropped
+            stream.close()
     return counts
+
+
+def _show_one(r: dict, top_k: int, json_out: bool, write=None) -> None:
+    if write is not None:
+        write(r)
+    elif json_out:
+        emit({k: r[k] for k in ("path", "label", "confidence", "sure", "note", "probabilities", "top_k", "error", "preprocessed") if k in r})
+    elif "error" in r:
+        say(f"{r['path']}: error: {r['error']}")
+    else:
+        tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"]) if "top_k" in r else ""
+        doubt = "" if r["sure"] else f"  not sure ({r['note']})" if "note" in r else "  not sure"
+        typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%}){doubt}" + (f"  top-{top_k}: {tops}" if tops else ""))
 
 
 def _volume_progress(progress, done: int):
@@ -501,23 +530,31 @@ def _show_usage_error(e: Exception) -> None:
 
 def main() -> None:
     """Run the app with edgemnist's exit codes, the same whatever typer version is installed."""
+    _state["interrupted"] = False
+    previous = signal.signal(signal.SIGINT, _on_interrupt)
     try:
         code = app(standalone_mode=False)
     except UserError as e:
         if _state["debug"]:
             raise
-        say(f"error: {e}")
-        code = e.exit_code
+        if not _state["interrupted"]:
+            say(f"error: {e}")
+        code = EXIT_INTERRUPTED if _state["interrupted"] else e.exit_code
     except _ClickException as e:  # a bad option or argument: typer's own message
         _show_usage_error(e)
         code = EXIT_USAGE if e.exit_code == 2 else e.exit_code
     except (KeyboardInterrupt, typer.Abort):
         code = EXIT_INTERRUPTED
-    except Exception as e:  # a bug: one line, the traceback only with --debug
-        if _state["debug"]:
-            raise
-        say(f"error: internal error, {type(e).__name__}: {first_line(e)} (a bug in edgemnist; --debug shows the traceback)")
-        code = EXIT_INTERNAL
+    except Exception as e:
+        if _state["interrupted"]:  # Ctrl-C inside an import becomes its ImportError ("initialization failed")
+            code = EXIT_INTERRUPTED
+        else:  # a bug: one line, the traceback only with --debug
+            if _state["debug"]:
+                raise
+            say(f"error: internal error, {type(e).__name__}: {first_line(e)} (a bug in edgemnist; --debug shows the traceback)")
+            code = EXIT_INTERNAL
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if code == EXIT_INTERRUPTED:
         say("interrupted")
     sys.exit(code if isinstance(code, int) else 0)
