@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,19 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         sys.argv = argv
         os.chdir(here)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def read_line(stream, seconds: float = 30) -> str:
+    """One line from a child's pipe, or the test fails after `seconds`: a child that dies or stays
+    silent fails the test instead of hanging the suite (the caller's `finally` ends the child, which
+    ends the read)."""
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if not box:
+        pytest.fail(f"no line from the child process within {seconds:g} s")
+    return box[0]
 
 
 @pytest.fixture(scope="session")

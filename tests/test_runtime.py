@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import onnxruntime as ort
 import pytest
@@ -15,7 +14,7 @@ from edgemnist import UserError, runtime
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import MLPConfig, Thresholds
 
-from conftest import ROOT, cli, run_cli
+from conftest import ROOT, cli, read_line, run_cli
 
 EXPORTED = ROOT / "exported"
 CPU, CUDA = runtime.CPU, runtime.CUDA
@@ -224,10 +223,13 @@ def test_ctrl_c_exits_130_whatever_the_typer_version():
     proc = subprocess.Popen([sys.executable, "-m", "edgemnist", "bench", "--duration", "60", "--no-torch"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted"
+    try:
+        started = read_line(proc.stderr, 60)  # bench names its model before it measures anything
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert started.startswith("model: ") and proc.returncode == 130 and err.strip().splitlines()[-1] == "interrupted", err
 
 
 def test_version_and_debug_flags():

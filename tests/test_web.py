@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from edgemnist.settings import Thresholds
 import browser as b
 import realworld
 import tamper
-from conftest import ROOT, cli
+from conftest import ROOT, cli, read_line
 
 pytestmark = pytest.mark.browser
 INT8, FP32 = ROOT / "exported/mlp.int8.onnx", ROOT / "exported/mlp.onnx"
@@ -118,7 +117,7 @@ def test_serve_sends_compressed_files_with_the_right_types(tmp_path, sites):
                              "--site", str(sites["int8"]), "--model", str(INT8)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        url = json.loads(proc.stdout.readline())["url"]
+        url = json.loads(read_line(proc.stdout))["url"]
         assert url.startswith("http://127.0.0.1:")
 
         def get(path, encoding):
@@ -280,8 +279,8 @@ def draw(page, strokes):
 
 def settled_label(page) -> int:
     """The label the page shows once it has answered for the final drawing."""
-    page.wait_for_function("document.getElementById('label').dataset.label !== ''")
-    time.sleep(0.3)  # a live classification may still be in flight; the page runs the latest drawing last
+    # an answer shown, and none in flight: the page runs the latest drawing last
+    page.wait_for_function("document.getElementById('label').dataset.label !== '' && !document.getElementById('pad').dataset.busy")
     return int(page.locator("#label").get_attribute("data-label"))
 
 
@@ -299,9 +298,11 @@ def test_drawing_with_pointer_events(browser, sites, tmp_path):
             p = np.array([float(bars.nth(d).get_attribute("data-p")) for d in range(10)])
             assert abs(p.sum() - 1) < 1e-4 and p.argmax() == digit
             assert bars.nth(digit).get_attribute("class") == "top"
-            page.wait_for_timeout(150)  # the bars' width transition
-            track, fill = (bars.nth(digit).locator(c).bounding_box() for c in (".track", ".fill"))
-            assert fill["width"] == pytest.approx(p[digit] * track["width"], abs=2)  # drawn, not just in the DOM
+            # drawn, not just in the DOM: the fill's width reaches its share of the track (a CSS transition)
+            page.wait_for_function("""([d, p]) => {
+                const li = document.querySelectorAll('#bars li')[d];
+                const track = li.querySelector('.track').getBoundingClientRect(), fill = li.querySelector('.fill').getBoundingClientRect();
+                return Math.abs(fill.width - p * track.width) <= 2; }""", arg=[digit, float(p[digit])], timeout=5000)
             # the pad's bitmap through preprocess.py: the same label, the same 28x28 image
             png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
             path = tmp_path / f"drawn{digit}.png"

@@ -79,11 +79,13 @@ async function classifyPad() {
   if (!ready || !drawn) return;
   if (busy) { again = true; return; }
   busy = true;
+  pad.dataset.busy = "1"; // for tests and other pages: an answer for the latest drawing is still to come
   do {
     again = false;
     await classify(ctx.getImageData(0, 0, pad.width, pad.height));
   } while (again);
   busy = false;
+  pad.dataset.busy = "";
 }
 
 function point(e) {
