@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
@@ -121,8 +122,22 @@ def _from_cache(names: list[str]) -> dict[str, bytes]:
     return found
 
 
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are followed to HTTPS URLs only: a mirror cannot hand the download over to plain HTTP."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not newurl.startswith("https://"):
+            raise urllib.error.URLError(f"redirected to {newurl[:100]}, which is not HTTPS")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpsOnlyRedirects)
+
+
 def _download(url: str, quiet: bool) -> bytes:
-    with urllib.request.urlopen(url, timeout=20) as response:
+    if not url.startswith("https://"):  # the files are verified anyway; HTTPS keeps what is fetched private
+        raise SourceError(f"{url}: not HTTPS, and MNIST is fetched over HTTPS only")
+    with _OPENER.open(url, timeout=20) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
         if total and total > MAX_FETCH:
             raise SourceError(f"{url}: {total:,} bytes announced, larger than any MNIST file")

@@ -108,25 +108,39 @@ def test_damaged_models_through_infer_verify_and_web_build(mnist, tmp_path):
     print(f"\nmodels: {MODELS} x 3 commands, exit codes {outcomes}; slowest case {slowest:.1f} s")
 
 
-def test_damaged_metadata_through_infer_verify_and_web_build(tmp_path):
+def test_damaged_metadata_through_infer_verify_and_web_build(mnist, tmp_path):
     """Each edgemnist metadata key of the int8 model given a value of the wrong kind: the weights digest
-    still holds (metadata is outside the graph), so this is what reaches the code that reads metadata."""
+    still holds (metadata is outside the graph), so this is what reaches the code that reads metadata.
+    A run either refuses the model in one line naming the damaged key (exit 2), or gives exactly the
+    undamaged model's answer; the keys `infer` reads for every answer (the polarity, the "not sure"
+    threshold) are refused whatever the damage."""
+    digit = tmp_path / "digit.png"
+    Image.fromarray(255 - mnist.test_images[0]).save(digit)
+    clean = json.loads(cli("infer", str(digit), "--model", str(INT8), "--json").stdout)
     base = onnx.load(INT8)
     keys = [p.key for p in base.metadata_props if p.key.startswith("edgemnist.") and p.key != integrity.KEY]
+    assert {"edgemnist.input", "edgemnist.calibration", "edgemnist.gate"} <= set(keys)
     model, site, outcomes = tmp_path / "m.onnx", tmp_path / "site", {}
     for key in keys:
         for value in ("{broken json", "3", '{"polarity": 5, "not_sure_below": "x", "hidden": "x"}'):
             proto = onnx.load(INT8)
             next(p for p in proto.metadata_props if p.key == key).value = value
             onnx.save(proto, model)
-            runs = [["infer", str(ROOT / "README.md"), "--model", str(model), "--json"]]  # the slower two with one value
+            runs = [["infer", str(digit), "--model", str(model), "--json"]]  # the slower two with one value
             for args in runs + ([["web", "build", str(site), "--model", str(model)], ["verify", str(model), "--json"]] if value == "3" else []):
                 proc = cli(*args)
-                assert proc.returncode in (0, 1, 2) and one_line_errors(proc.stderr), (key, value, args[0], proc.stderr[-800:])
+                what = (key, value, args[0], proc.stderr[-800:])
+                assert proc.returncode in (0, 1, 2) and one_line_errors(proc.stderr), what
+                if proc.returncode == 2:
+                    assert key in proc.stderr.strip().splitlines()[-1], what  # the damaged key is named
+                if args[0] == "infer" and key in ("edgemnist.input", "edgemnist.calibration"):
+                    assert proc.returncode == 2, what
+                if args[0] == "infer" and proc.returncode == 0:
+                    assert json.loads(proc.stdout) == clean, what
                 outcomes.setdefault(args[0], {}).setdefault(proc.returncode, 0)
                 outcomes[args[0]][proc.returncode] += 1
             shutil.rmtree(site, ignore_errors=True)
-    assert outcomes["web"].get(2) and outcomes["verify"].get(2), outcomes  # damaged values the commands use are named
+    assert outcomes["web"].get(2) and outcomes["verify"].get(2) and outcomes["infer"].get(2), outcomes
     print(f"\nmetadata: {len(keys)} keys x 3 damaged values, exit codes {outcomes}")
 
 

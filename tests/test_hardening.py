@@ -191,6 +191,33 @@ def test_npm_timing_out_is_one_line(monkeypatch, tmp_path):
 # ---------------------------------------------------------------- the data layer
 
 def test_mnist_comes_over_https_only():
+    """A plain-HTTP mirror is refused before any request (a loopback server here sees none), and an
+    HTTPS mirror's redirect to plain HTTP is refused too."""
+    import http.server
+    import urllib.error
+    import urllib.request
+
+    seen = []
+
+    class Recording(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recording) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        mirror = f"http://127.0.0.1:{server.server_address[1]}/"
+        with pytest.raises(data.SourceError, match=r"not HTTPS, and MNIST is fetched over HTTPS only"):
+            data._from_mirror(mirror, ["train-labels-idx1-ubyte"], quiet=True)
+        server.shutdown()
+    assert seen == []
+    handler, request = data._HttpsOnlyRedirects(), urllib.request.Request("https://mirror.example/x.gz")
+    with pytest.raises(urllib.error.URLError, match="not HTTPS"):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://elsewhere.example/x.gz")
+    assert handler.redirect_request(request, None, 302, "Found", {}, "https://elsewhere.example/x.gz").full_url == "https://elsewhere.example/x.gz"
     assert data.MIRRORS and all(m.startswith("https://") for m in data.MIRRORS)
 
 
