@@ -128,7 +128,10 @@ def sites(tmp_path_factory):
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory):
     """An elliptic-curve key pair in PEM, as `openssl ecparam -name prime256v1 -genkey` makes it:
-    {"private": path, "public": path, "other_public": a key that signed nothing}."""
+    {"private": path, "public": path, "other_public": a key that signed nothing}. Only the signature
+    tests use it: they skip, naming the extra, where [sign] is not installed."""
+    pytest.importorskip("model_signing", reason="the [sign] extra is not installed (pip install -e '.[sign]')")
+    pytest.importorskip("cryptography", reason="the [sign] extra is not installed (pip install -e '.[sign]')")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 

@@ -196,14 +196,21 @@ def test_export_without_held_out_images_needs_no_temperature(trained, tmp_path):
     assert report["calibration"] == {"temperature": 1.0, "fitted_on": None}
 
 
-def test_reference_int8_figures():
-    """What the reference int8 model reached where it was exported (the manifest names the CPU)."""
-    manifest = json.loads((EXPORTED / "manifest.json").read_text())
-    acc, parity_ = manifest["accuracy"], manifest["parity"]
-    assert (acc["torch"] - acc["int8"]) * 100 <= 0.1 and parity_["int8_agreement"] >= 0.999
-    assert parity_["int8_fused_vs_reference_max_abs_dlogit"] <= 0.1
-    assert manifest["files"]["mlp.int8.onnx"]["size_bytes"] <= 0.30 * manifest["files"]["mlp.onnx"]["size_bytes"]
-    assert manifest["verified_on"]["cpu"] and manifest["verified_on"]["int8_kernels"]
+def test_reference_int8_figures(mnist):
+    """What the committed int8 model gives here, measured now on all 10,000 test images: within 0.1 pp
+    of the committed fp32 model and 99.9% the same answers, its fused kernels within the gate of its
+    reference semantics, and under 30% of the fp32 file's size."""
+    from edgemnist import runtime
+    from edgemnist.contract import images_to_pixels
+
+    pixels, labels = images_to_pixels(mnist.test_images), mnist.test_labels
+    fp32 = runtime.open_model(EXPORTED / "mlp.onnx", "cpu", quiet=True).logits(pixels)
+    int8 = runtime.open_model(EXPORTED / "mlp.int8.onnx", "cpu", quiet=True).logits(pixels)
+    reference = runtime.open_model(EXPORTED / "mlp.int8.onnx", "cpu", quiet=True, reference=True).logits(pixels)
+    drop_pp = ((fp32.argmax(1) == labels).mean() - (int8.argmax(1) == labels).mean()) * 100
+    assert drop_pp <= 0.1 and (int8.argmax(1) == fp32.argmax(1)).mean() >= 0.999
+    assert np.abs(int8 - reference).max() <= Thresholds().reference_max_abs_dlogit
+    assert (EXPORTED / "mlp.int8.onnx").stat().st_size <= 0.30 * (EXPORTED / "mlp.onnx").stat().st_size
 
 
 def test_committed_files_match_the_manifest_and_the_packaged_model():

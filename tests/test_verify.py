@@ -55,6 +55,42 @@ def test_full_range_model_is_caught_where_the_kernels_saturate(full_range):
     assert any("fused kernels vs reference semantics" in f for f in r["failures"])
 
 
+def _drifted(tmp_path, how: str):
+    """The committed int8 model made to drift on any CPU: its recorded accuracy 0.3 pp above what it
+    reaches, or its weights for 3 and 5 swapped (a broken re-export: the digest made anew, so only
+    the measurement can tell)."""
+    from onnx import numpy_helper
+
+    from edgemnist import integrity
+
+    proto = onnx.load(EXPORTED / "mlp.int8.onnx")
+    meta = {p.key: p for p in proto.metadata_props}
+    if how == "recorded accuracy":
+        meta["edgemnist.accuracy.int8"].value = repr(float(meta["edgemnist.accuracy.int8"].value) + 0.003)
+    else:
+        init = next(i for i in proto.graph.initializer if i.name == "layers.8.weight_quantized")
+        w = numpy_helper.to_array(init).copy()
+        w[[3, 5]] = w[[5, 3]]
+        init.CopyFrom(numpy_helper.from_array(w, init.name))
+        meta[integrity.KEY].value = integrity.graph_sha256(proto.SerializeToString())
+    path = tmp_path / f"{how.replace(' ', '_')}.onnx"
+    onnx.save(proto, path)
+    return path
+
+
+@pytest.mark.parametrize("how", ["recorded accuracy", "weights"])
+def test_verify_catches_a_drifting_model_on_every_cpu(tmp_path, how):
+    """Drift that no CPU's kernels can hide: verify fails it (exit 1) against the accuracy recorded at
+    export, here whatever this CPU is (AVX2, VNNI, AMX, ARM64)."""
+    proc = cli("verify", str(_drifted(tmp_path, how)), "--provider", "cpu", "--json")
+    assert proc.returncode == 1, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["passed"] is False and r["accuracy_drop_pp"] > Thresholds().verify_max_drop_pp
+    assert any("pp below the" in f and "recorded at export" in f for f in r["failures"]), r["failures"]
+    if how == "recorded accuracy":  # the kernels themselves are fine: only the accuracy check fails
+        assert len(r["failures"]) == 1 and r["agreement_with_reference"] >= Thresholds().reference_min_agreement
+
+
 def test_model_without_edgemnist_metadata_is_still_verified_on_reference(tmp_path):
     proto = onnx.load(EXPORTED / "mlp.int8.onnx")
     del proto.metadata_props[:]
