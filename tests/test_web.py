@@ -211,6 +211,11 @@ def pad_bitmaps(images: np.ndarray, rng: np.random.Generator, out: Path) -> list
     return paths
 
 
+# The worst pixel between the page's preprocess.js and preprocess.py on the same decoded pixels: the
+# same steps in float32, summed in other orders (measured: at most 6e-7 on 100 pictures)
+PORT_PIXEL_BOUND = 1e-5
+
+
 def crop_pngs(mnist, n: int, out: Path) -> list[Path]:
     """Crops of every kind (testkit/realworld.render_crop), re-saved as PNG: lossless, so the page and
     Pillow decode the same pixels."""
@@ -239,20 +244,33 @@ def test_page_preprocessing_matches_preprocess_py(int8_page, mnist, tmp_path):
             assert r.get("error") == str(e), path.name
             continue
         assert "error" not in r, (path.name, r)
-        assert np.abs(np.array(r["pixels"], np.float32).reshape(28, 28) - python).mean() <= 0.01, path.name
+        assert np.abs(np.array(r["pixels"], np.float32).reshape(28, 28) - python).max() <= PORT_PIXEL_BOUND, path.name
         assert r["label"] == int(model.logits(python[None, None]).argmax()), path.name
     assert console.errors == []
 
 
 def test_photos_dropped_on_the_page_get_infers_answer(int8_page, mnist, tmp_path):
+    """The same files in the page and in `infer`. Opaque PNGs (both decode the same pixels) give the
+    same 28x28 image to PORT_PIXEL_BOUND and the same answer, every one. The others are decoded
+    differently: JPEG and WebP by other decoders (Chromium's against Pillow's, which reads JPEGs at a
+    reduced DCT scale), and PNGs with transparency through the canvas's premultiplied alpha (measured:
+    up to 0.81 on one pixel of a 28x28 image); at most 1% of their answers may differ (one of 300
+    files measured)."""
     from edgemnist import infer
 
     page, console = int8_page
     paths, labels, _ = realworld.build(mnist.test_images, mnist.test_labels, 300, tmp_path, seed=11)
     python = infer.classify(runtime.open_model(INT8, "cpu", quiet=True), paths)
     web = classify_files_in_page(page, [Path(p) for p in paths])
-    agree = np.mean([w.get("label", -1) == p.get("label", -2) for w, p in zip(web, python)])
-    assert agree >= 0.98, agree
+    opaque = [i for i, p in enumerate(paths) if p.endswith(".png") and Image.open(p).mode == "RGB"]
+    others = [i for i in range(len(paths)) if i not in opaque]
+    assert len(opaque) >= 60 and len(others) >= 100
+    for i in opaque:
+        assert web[i].get("label") == python[i].get("label") and "error" not in web[i], (paths[i], web[i].get("label"), python[i])
+        seen = np.array(web[i]["pixels"], np.float32).reshape(28, 28)
+        assert np.abs(seen - to_mnist(load_gray(paths[i]))).max() <= PORT_PIXEL_BOUND, paths[i]
+    differ = [paths[i] for i in others if web[i].get("label", -1) != python[i].get("label", -2)]
+    assert len(differ) <= 0.01 * len(others), differ
     assert console.errors == []
 
 
@@ -311,7 +329,7 @@ def test_drawing_with_pointer_events(browser, sites, tmp_path):
             seen = np.array(page.evaluate(
                 "(async () => Array.from((await window.edgemnist.classifyImageData(document.getElementById('pad')"
                 ".getContext('2d').getImageData(0, 0, 280, 280))).pixels))()"), np.float32).reshape(28, 28)
-            assert np.abs(seen - python).mean() <= 0.01
+            assert np.abs(seen - python).max() <= PORT_PIXEL_BOUND
             assert int(model.logits(python[None, None]).argmax()) == digit
             page.screenshot(path=tmp_path / f"drawn{digit}-page.png")
         assert console.errors == []
