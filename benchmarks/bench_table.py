@@ -1,4 +1,4 @@
-"""The README's performance table: one `edgemnist bench` run, every backend side by side.
+"""The speed table of docs/benchmarks.md: one `edgemnist bench` run, every backend side by side.
 
     python benchmarks/bench_table.py [--duration 6] [--json out.json]
 

@@ -1,4 +1,4 @@
-"""The uint8-input twin of the int8 model (`export --input uint8`, issue #18 item 4): is it exact,
+"""The uint8-input twin of the int8 model (`export --input uint8`): is it exact,
 and is it faster?
 
     python benchmarks/uint8_input.py [--int8 exported/mlp.int8.onnx] [--seconds 6] [--json]

@@ -513,7 +513,7 @@ def web_serve(
         server.serve_forever()
 
 
-# Exit codes (README): the work ran but failed / usage or environment / a bug in edgemnist / Ctrl-C
+# Exit codes (README, "Commands"): the work ran but failed / usage or environment / a bug in edgemnist / Ctrl-C
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
 # click's base of usage errors, whether typer vendors click (>= 0.2x) or depends on it
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")

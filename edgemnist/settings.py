@@ -147,7 +147,7 @@ class QuantSettings:
     method: str = "static"  # static | dynamic
     calibration_size: int = 1000
     calibration_method: str = "minmax"
-    per_channel: bool = False  # one weight scale per tensor: the faster batch-1 kernels (issue #11), same accuracy
+    per_channel: bool = False  # one weight scale per tensor: the faster batch-1 kernels, same accuracy
     # 7: weights in [-64, 64], so a u8 x s8 pair sum (255 * 128 = 32,640) never saturates int16 on
     # AVX2/AVX-512BW: the same answers on every CPU. 8: full range, exact only on VNNI/AMX/ARM64.
     weight_bits: int = 7

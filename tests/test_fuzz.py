@@ -1,7 +1,7 @@
 """The fuzz campaign (issue #17), seeded and bounded: damaged images through `infer`, damaged models
 through `infer`, `verify` and `web build`, malformed requests to `web serve`, malformed MNIST files
 for the data layer. Every case ends as a result or a one-line error with exit 1 or 2: never exit 3,
-a traceback, a hang or memory past the bound stated here. README.md, "Outside input", has the table."""
+a traceback, a hang or memory past the bound stated here. docs/design.md, "Outside input", has the table."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from conftest import ROOT, cli, read_line
 INT8, FP32 = ROOT / "exported/mlp.int8.onnx", ROOT / "exported/mlp.onnx"
 FORMATS = [("PNG", "png"), ("JPEG", "jpg"), ("WEBP", "webp"), ("GIF", "gif"), ("TIFF", "tif"), ("BMP", "bmp")]
 IMAGES, MODELS, REQUESTS, DATA_FILES = 2000, 200, 500, 100
-MAX_RSS_MB = 400  # the largest process of a run (measured: see README)
+MAX_RSS_MB = 400  # the largest process of a run (measured: see docs/design.md)
 
 
 # Linux keeps a process's peak RSS across exec: a command started straight from this (large) pytest

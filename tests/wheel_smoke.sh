@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The wheel as users get it: build it, install it without -e into a clean venv with the core
 # dependencies only (no torch, no onnx, no ray), then run infer on the packaged model, verify and web build
-# from a directory with no exported/ models. README.md ("Tests") describes it; .ci/run calls it.
+# from a directory with no exported/ models. README.md ("Test") describes it; its test command runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work="$(mktemp -d)"

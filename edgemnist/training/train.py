@@ -1,9 +1,9 @@
 """Training loop and checkpoint save/load.  [train side]
 
-Recipe (measured, see README): batch-norm MLP, SGD with Nesterov momentum under a one-cycle LR
+Recipe (measured, see docs/design.md and docs/benchmarks.md): batch-norm MLP, SGD with Nesterov momentum under a one-cycle LR
 schedule, label smoothing, and light random affine augmentation done on whole batches on the fly
 (one affine_grid + grid_sample per batch, no per-sample PIL work), and pen-stroke digits in forms
-MNIST rarely has mixed into the training set (`variants.py`; issue #16).
+MNIST rarely has mixed into the training set (`variants.py`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Pen-stroke digits in the handwriting forms MNIST's writers rarely used, drawn for training.  [train side]
 
 MNIST's 1s are almost all a bare stroke, its 7s have no crossbar, its 4s are closed and its 9s curl:
-a model trained on MNIST alone reads a 1 with a flag and a foot as an 8 or a 4 (other writers' digits,
-issue #16). `render(n, seed)` draws n digits as pen strokes with random shapes -- a 1 with a flag of any
+a model trained on MNIST alone reads a 1 with a flag and a foot as an 8 or a 4 (other writers' digits).
+`render(n, seed)` draws n digits as pen strokes with random shapes -- a 1 with a flag of any
 length and angle, with or without a foot, a 7 with a crossbar, an open-top 4, a 9 with a straight
 tail, a 2 with a loop, and the plain form of every digit so that the drawing style says nothing about
 the label -- in MNIST's framing: the ink's box scaled to fit 20x20, the centre of mass at the centre

@@ -1,4 +1,4 @@
-// window.edgemnist: the page's documented API (README, "Browser"), for tests and other pages.
+// window.edgemnist: the page's documented API (docs/design.md, "Browser"), for tests and other pages.
 //
 //   ready                         Promise, resolved once the model is loaded (rejected if it cannot be)
 //   facts                         the model's metadata (model.json): precision, test accuracy, size, calibration
