@@ -2,7 +2,7 @@
 (no file I/O) against the preprocessing alone (`to_mnist(work_gray(...), notes)`, as `infer` runs it),
 interleaved, medians.
 
-    python benchmarks/api_overhead.py [--n 40] [--rounds 20]
+    python -m benchmarks.api_overhead [--n 40] [--rounds 20]
 
 The difference is the API's own work plus one onnxruntime call (batch 1, one thread) and the softmax.
 """
@@ -10,22 +10,18 @@ The difference is the API's own work plus one onnxruntime call (batch 1, one thr
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+import edgemnist
+from edgemnist import data
+from edgemnist.cpu import cpu_info, describe
+from edgemnist.preprocess import to_mnist, work_gray
+from testkit import realworld, timing
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "testkit"))
-
-import edgemnist  # noqa: E402
-from edgemnist import data  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.preprocess import to_mnist, work_gray  # noqa: E402
-
-import realworld  # noqa: E402
-import timing  # noqa: E402
 
 
 def pictures(n: int, tmp: Path) -> dict[str, list[np.ndarray]]:
@@ -57,7 +53,7 @@ def main() -> None:
         "preprocessing alone": lambda a: to_mnist(work_gray(Image.fromarray(a)), {}),  # as infer runs it, notes kept
         "model.classify(array)": model.classify,
     }
-    times = timing.interleaved([(s, a) for s, arrays in sets.items() for a in arrays], paths, args.rounds)
+    times = timing.per_input([(s, a) for s, arrays in sets.items() for a in arrays], paths, args.rounds)
     print(f"# {describe(cpu_info())}; {model!r}; {args.n} pictures x {args.rounds} rounds, interleaved")
     print("| picture in memory | preprocessing alone p50 µs | `model.classify` p50 µs | cost beyond the preprocessing |")
     print("| --- | ---: | ---: | ---: |")

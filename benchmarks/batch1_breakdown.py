@@ -1,6 +1,6 @@
 """Where onnxruntime's batch-1 time goes: the int8 model cut after each layer, timed side by side.
 
-    python benchmarks/batch1_breakdown.py [--model exported/mlp.int8.onnx] [--seconds 8] [--json]
+    python -m benchmarks.batch1_breakdown [--model exported/mlp.int8.onnx] [--seconds 8] [--json]
 
 onnxruntime's profiler adds its own cost to every node (`bench --profile` shows shares, not times).
 This measures without it: for k = 1..L the model truncated after its k-th Gemm (that layer's output
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -24,14 +23,12 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from edgemnist import runtime
+from edgemnist.bench import bound_call, interleaved
+from edgemnist.cpu import cpu_info, describe
+from testkit.floor import empty_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "testkit")]
-
-from edgemnist import runtime  # noqa: E402
-from edgemnist.bench import bound_call, interleaved  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-
-from floor import empty_model  # noqa: E402
 
 
 def layer_widths(proto: onnx.ModelProto) -> list[tuple[onnx.NodeProto, int]]:

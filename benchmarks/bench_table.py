@@ -1,6 +1,6 @@
 """The speed table of docs/benchmarks.md: one `edgemnist bench` run, every backend side by side.
 
-    python benchmarks/bench_table.py [--duration 6] [--json out.json]
+    python -m benchmarks.bench_table [--duration 6] [--json out.json]
 
 Runs `edgemnist bench --json` (reference models in exported/, PyTorch eager on exported/mlp.pt) and
 prints a Markdown table of medians and ratios from that single run, plus the roofline note.
@@ -14,9 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgemnist.cpu import describe
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from edgemnist.cpu import describe  # noqa: E402
 
 
 def main() -> None:

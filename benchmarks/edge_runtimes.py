@@ -2,7 +2,7 @@
 ExecuTorch (XNNPACK), the same trained MLP in each, fp32 and int8, timed in one process.
 
     pip install -e '.[train,compare]'
-    python benchmarks/edge_runtimes.py [--checkpoint exported/mlp.pt] [--seconds 3] [--threads 1] [--json] [--tiny]
+    python -m benchmarks.edge_runtimes [--checkpoint exported/mlp.pt] [--seconds 3] [--threads 1] [--json] [--tiny]
 
 The checkpoint is folded (normalization and batch norm in the Linear layers: the function of the ONNX
 graph) and converted: ExecuTorch `.pte` through torch.export + the XNNPACK partitioner (int8: PT2E with
@@ -32,19 +32,17 @@ import numpy as np
 import onnx
 import torch
 
+from edgemnist import data, runtime
+from edgemnist.bench import interleaved, model_call
+from edgemnist.contract import images_to_pixels
+from edgemnist.cpu import cpu_info, describe
+from edgemnist.settings import QuantSettings
+from edgemnist.training.model import fold
+from edgemnist.training.quantize import calibration_sample, uint8_input
+from edgemnist.training.train import load_checkpoint, predict
+from testkit.floor import empty_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "testkit")]
-
-from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import interleaved, model_call  # noqa: E402
-from edgemnist.contract import images_to_pixels  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.settings import QuantSettings  # noqa: E402
-from edgemnist.training.model import fold  # noqa: E402
-from edgemnist.training.quantize import calibration_sample, uint8_input  # noqa: E402
-from edgemnist.training.train import load_checkpoint, predict  # noqa: E402
-
-from floor import empty_model  # noqa: E402
 
 BATCHES = {"latency": 1, "throughput": 1024, "accuracy": 1000}
 

@@ -1,7 +1,7 @@
 """From a picture file to probabilities: edgemnist's preprocessing against the tutorials' plain
 `Image.open(f).convert("L").resize((28, 28))`, and against the model alone, side by side in one run.
 
-    python benchmarks/image_path.py [--n 40] [--rounds 15] [--accuracy 1000] [--model exported/mlp.int8.onnx] [--json out.json]
+    python -m benchmarks.image_path [--n 40] [--rounds 15] [--accuracy 1000] [--model exported/mlp.int8.onnx] [--json out.json]
 
 Inputs (written to a temporary directory, MNIST never committed; testkit/realworld.py renders them):
 - mnist-28: MNIST test digits as 28x28 PNGs (the MNIST form: passed through as they are);
@@ -19,23 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from edgemnist import data, runtime
+from edgemnist.contract import images_to_pixels
+from edgemnist.cpu import cpu_info, describe
+from edgemnist.preprocess import PreprocessError, preprocess
+from testkit import realworld, timing
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "testkit")]
-
-from edgemnist import data, runtime  # noqa: E402
-from edgemnist.contract import images_to_pixels  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.preprocess import PreprocessError, preprocess  # noqa: E402
-
-import realworld  # noqa: E402
-import timing  # noqa: E402
 
 
 def plain(path: str) -> np.ndarray:
@@ -83,7 +79,7 @@ def timings(model: runtime.Model, sets: dict[str, list[str]], rounds: int) -> di
     jobs = [(s, p) for s, files in sets.items() for p in files]
     for fn in paths.values():  # warm-up
         fn(jobs[0][1])
-    return timing.interleaved(jobs, paths, rounds)
+    return timing.per_input(jobs, paths, rounds)
 
 
 def accuracy(model: runtime.Model, mnist, n: int, out: Path) -> dict[str, dict[str, float]]:

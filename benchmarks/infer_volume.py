@@ -2,7 +2,7 @@
 medians), peak memory of the whole process tree (the CLI and its workers, sampled from /proc), and
 the time to the first result on stdout.
 
-    python benchmarks/infer_volume.py [--png 10000] [--jpeg 2000] [--runs 3] [--scale 100000]
+    python -m benchmarks.infer_volume [--png 10000] [--jpeg 2000] [--runs 3] [--scale 100000]
 
 Writes MNIST test digits as 28x28 PNGs (dark on light) and 640x480 JPEG photos (testkit/realworld.py)
 into a temporary folder; `--scale N` also runs --jobs 2 over N files (hard links of the PNGs, so the
@@ -22,13 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgemnist import data
+from edgemnist.cpu import cpu_info, describe
+from testkit import realworld
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "testkit"))
-
-from edgemnist import data  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-
-import realworld  # noqa: E402
 
 
 def _tree_peaks_kb(root: int, peaks: dict[int, int]) -> None:

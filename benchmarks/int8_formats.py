@@ -1,7 +1,7 @@
 """Which int8 format: accuracy, agreement with the reference semantics, and speed of each candidate,
 quantized from the same fp32 model and measured side by side on this CPU.
 
-    python benchmarks/int8_formats.py [--fp32 exported/mlp.onnx] [--seconds 6] [--json]
+    python -m benchmarks.int8_formats [--fp32 exported/mlp.onnx] [--seconds 6] [--json]
 
 Candidates: the project's settings (`edgemnist export` options: 8- vs 7-bit weights, per-tensor vs
 per-channel, static vs dynamic; static ones with float logits, as exported) plus two formats onnxruntime offers that edgemnist does not ship (u8
@@ -14,26 +14,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
+from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edgemnist import data, runtime
+from edgemnist.bench import interleaved, model_call
+from edgemnist.contract import images_to_pixels
+from edgemnist.cpu import cpu_info, describe
+from edgemnist.settings import QuantSettings
+from edgemnist.training.quantize import SampleReader, calibration_sample, float_logits, quantize, saturation_report
+from edgemnist.verify import compare, reference_semantics
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from onnxruntime.quantization import QuantFormat, QuantType, quantize_static  # noqa: E402
-from onnxruntime.quantization.shape_inference import quant_pre_process  # noqa: E402
-
-from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import interleaved, model_call  # noqa: E402
-from edgemnist.contract import images_to_pixels  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.settings import QuantSettings  # noqa: E402
-from edgemnist.training.quantize import _Batches, calibration_sample, float_logits, quantize, saturation_report  # noqa: E402
-from edgemnist.verify import compare, reference_semantics  # noqa: E402
 
 PROJECT = {
     "static per-channel, 8-bit weights (first default)": QuantSettings(per_channel=True, weight_bits=8),
@@ -60,7 +57,7 @@ def build(fp32_path: Path, train_images: np.ndarray, tmp: Path) -> dict[str, Pat
     sample = calibration_sample(train_images, QuantSettings.calibration_size, QuantSettings.seed)
     for i, (name, types) in enumerate(OTHERS.items()):
         paths[name] = tmp / f"o{i}.onnx"
-        quantize_static(str(pre), str(paths[name]), _Batches(sample), quant_format=QuantFormat.QDQ, per_channel=False,
+        quantize_static(str(pre), str(paths[name]), SampleReader(sample), quant_format=QuantFormat.QDQ, per_channel=False,
                         extra_options={"CalibTensorRangeSymmetric": False}, **types)
         onnx.save(float_logits(onnx.load(paths[name])), paths[name])
     return paths

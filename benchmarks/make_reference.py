@@ -1,6 +1,6 @@
 """Rebuild the reference artifacts in exported/ with the default pipeline and write manifest.json.
 
-    python benchmarks/make_reference.py [--reuse-checkpoint]
+    python -m benchmarks.make_reference [--reuse-checkpoint]
 
 Runs `edgemnist train` and `edgemnist export --quantize` (the commands recorded in the manifest),
 then copies the int8 model into the package (edgemnist/pretrained/) so `infer` works after install.
@@ -10,6 +10,7 @@ The manifest records where the parity gate ran: onnxruntime version, CPU, int8 k
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import shutil
@@ -17,9 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from edgemnist.settings import QuantSettings
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from edgemnist.settings import QuantSettings  # noqa: E402
 
 COMMANDS = [
     ["edgemnist", "train", "--json"],
@@ -35,8 +36,11 @@ def run(cmd: list[str]) -> dict:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description="Rebuild exported/ (train, export --quantize) and write manifest.json.")
+    parser.add_argument("--reuse-checkpoint", action="store_true", help="keep exported/mlp.pt and re-export only")
+    args = parser.parse_args()
     manifest_path = ROOT / "exported/manifest.json"
-    if "--reuse-checkpoint" in sys.argv[1:]:
+    if args.reuse_checkpoint:
         train = json.loads(manifest_path.read_text())["train"]
     else:
         train = run(COMMANDS[0])

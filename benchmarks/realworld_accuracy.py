@@ -3,7 +3,7 @@
 perspective, JPEG/WebP, canvases with transparency, light ink on dark boards), next to the same model
 on the clean 28x28 digits.
 
-    python benchmarks/realworld_accuracy.py [--n 1000] [--slice tuning|held-out] [--set renderings|crops|tight|margin]
+    python -m benchmarks.realworld_accuracy [--n 1000] [--slice tuning|held-out] [--set renderings|crops|tight|margin]
                                             [--model exported/mlp.int8.onnx]
 
 `--set crops`: crops of every kind (tight, touching edges, tiny, blocky, form cells, neighbours'
@@ -29,15 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemnist import data, runtime
+from edgemnist.contract import images_to_pixels
+from edgemnist.cpu import cpu_info, describe
+from testkit import handwriting, realworld
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "testkit"))
-
-from edgemnist import data, runtime  # noqa: E402
-from edgemnist.contract import images_to_pixels  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-
-import handwriting  # noqa: E402
-import realworld  # noqa: E402
 
 
 def main() -> None:

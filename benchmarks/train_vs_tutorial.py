@@ -1,6 +1,6 @@
 """Time-to-accuracy: the default `edgemnist train` vs the tutorial recipe, same machine, same run.
 
-    python benchmarks/train_vs_tutorial.py [--json out.json]
+    python -m benchmarks.train_vs_tutorial [--json out.json]
 
 Tutorial recipe (pytorch/examples style): MLP 784-512-256-128-64-10 with ReLU, SGD lr 0.01
 momentum 0.5, batch 64, torchvision MNIST + DataLoader (ToTensor, Normalize), 10 epochs.

@@ -1,7 +1,7 @@
 """The uint8-input twin of the int8 model (`export --input uint8`): is it exact,
 and is it faster?
 
-    python benchmarks/uint8_input.py [--int8 exported/mlp.int8.onnx] [--seconds 6] [--json]
+    python -m benchmarks.uint8_input [--int8 exported/mlp.int8.onnx] [--seconds 6] [--json]
 
 The int8 model quantizes its float input with scale 1/255 and zero point 0, so a uint8 picture *is*
 its quantized input. The twin (`quantize.uint8_input`) drops that QuantizeLinear node and takes `pixels` as uint8
@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from edgemnist import data, runtime
+from edgemnist.bench import interleaved, model_call
+from edgemnist.contract import INPUT_NAME
+from edgemnist.cpu import cpu_info, describe
+from edgemnist.training.quantize import uint8_input
 
-from edgemnist import data, runtime  # noqa: E402
-from edgemnist.bench import interleaved, model_call  # noqa: E402
-from edgemnist.contract import INPUT_NAME  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-from edgemnist.training.quantize import uint8_input  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

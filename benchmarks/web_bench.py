@@ -1,10 +1,10 @@
 """The browser target's figures: what a cold load transfers, time to the first prediction, and the
 in-browser speed of the fp32 and int8 models next to Python onnxruntime on the same machine.
 
-    python benchmarks/web_bench.py [--cold-runs 5] [--seconds 3] [--json out.json]
+    python -m benchmarks.web_bench [--cold-runs 5] [--seconds 3] [--json out.json]
 
 Builds both reference models (exported/) into sites with `edgemnist web build`, serves them on
-loopback, and drives Debian's headless chromium through Playwright (tests/browser.py: system browser,
+loopback, and drives Debian's headless chromium through Playwright (testkit/browser.py: system browser,
 networking flags, a fresh profile per launch).
 - Cold load: a new browser per run (empty HTTP and code caches). Bytes from the DevTools protocol
   (encoded = on the wire, with headers; decoded = after decompression). First prediction: from
@@ -28,13 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edgemnist import bench, runtime, web
+from edgemnist.cpu import cpu_info, describe
+from testkit import browser as b
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-from edgemnist import bench, runtime, web  # noqa: E402
-from edgemnist.cpu import cpu_info, describe  # noqa: E402
-
-import browser as b  # noqa: E402
 
 MODELS = {"int8": ROOT / "exported/mlp.int8.onnx", "fp32": ROOT / "exported/mlp.onnx"}
 
@@ -192,7 +190,7 @@ def main() -> None:
 
 
 def print_report(r: dict) -> None:
-    print(f"`python benchmarks/web_bench.py` — {describe(r['cpu'])}; onnxruntime-web {r['onnxruntime_web']}, headless Chromium\n")
+    print(f"`python -m benchmarks.web_bench` — {describe(r['cpu'])}; onnxruntime-web {r['onnxruntime_web']}, headless Chromium\n")
     print("| cold load from loopback | transferred (compressed) | decompressed | first prediction, median |")
     print("| --- | ---: | ---: | ---: |")
     for name, c in r["cold"].items():

@@ -228,19 +228,27 @@ def _time(call: Callable[[], object], seconds: float, into: list[float]) -> None
 
 
 def interleaved(calls: dict, seconds: float, rounds: int = ROUNDS, *, warmup: int = 20, seed: int = 0,
-                on_round: Callable[[], None] | None = None) -> dict:
+                on_round: Callable[[], None] | None = None, group: Callable[[object], object] | None = None) -> dict:
     """The one timing sampler of `bench` and the benchmark scripts: `seconds` shared by the calls over
     `rounds` rounds, each round in a new seeded shuffled order (machine noise hits every call alike),
-    each call repeated for its slice of the round. -> {key: latencies in µs (numpy array)}."""
+    each call repeated for its slice of the round (`seconds` 0: once). `group(key)`: the calls of a
+    group run one after the other (the paths given one input), the groups and the calls within each
+    in a shuffled order. -> {key: latencies in µs (numpy array)}."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     samples: dict = {key: [] for key in calls}
     order, rng = list(calls), random.Random(seed)
+    groups: dict = {}
+    for key in order:
+        groups.setdefault(group(key) if group else key, []).append(key)
+    names = list(groups)
     for _ in range(rounds):
-        rng.shuffle(order)
-        for key in order:
-            _time(calls[key], seconds / (rounds * len(calls)), samples[key])
+        rng.shuffle(names)
+        for name in names:
+            rng.shuffle(groups[name])
+            for key in groups[name]:
+                _time(calls[key], seconds / (rounds * len(calls)), samples[key])
         if on_round:
             on_round()
     return {key: np.array(v) for key, v in samples.items()}

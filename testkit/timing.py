@@ -1,26 +1,21 @@
-"""Timing shared by the benchmarks: one interleaved sampler, so a slow phase of a noisy machine hits
-every path alike."""
+"""Per-input timing for the benchmarks that run many inputs through several paths, on the one sampler
+(`edgemnist.bench.interleaved`): each round visits every input in a new shuffled order and runs the
+paths on it one after the other, in a shuffled order, once each."""
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable, Sequence
 
-import numpy as np
+from edgemnist.bench import interleaved
 
 
-def interleaved(cases: Sequence[tuple[str, object]], paths: dict[str, Callable], rounds: int,
-                seed: int = 1) -> dict[str, dict[str, list[float]]]:
-    """Seconds per call for every (set, input) case and every path: each round visits the cases in a
-    new shuffled order and runs the paths on each in a shuffled order. -> {set: {path: [seconds]}}."""
-    rng = np.random.default_rng(seed)
-    out: dict[str, dict[str, list[float]]] = {s: {k: [] for k in paths} for s, _ in cases}
-    names = list(paths)
-    for _ in range(rounds):
-        for j in rng.permutation(len(cases)):
-            s, x = cases[j]
-            for name in rng.permutation(names):
-                t = time.perf_counter()
-                paths[name](x)
-                out[s][name].append(time.perf_counter() - t)
+def per_input(cases: Sequence[tuple[str, object]], paths: dict[str, Callable], rounds: int,
+              seed: int = 1) -> dict[str, dict[str, list[float]]]:
+    """Seconds per call for every (set, input) case and every path -> {set: {path: [seconds]}}."""
+    calls = {(j, name): functools.partial(fn, x) for j, (_, x) in enumerate(cases) for name, fn in paths.items()}
+    latencies = interleaved(calls, 0.0, rounds, warmup=0, seed=seed, group=lambda key: key[0])
+    out: dict[str, dict[str, list[float]]] = {s: {name: [] for name in paths} for s, _ in cases}
+    for (j, name), us in latencies.items():
+        out[cases[j][0]][name].extend((us / 1e6).tolist())
     return out

@@ -67,3 +67,23 @@ def test_the_quick_start_runs_as_written(tmp_path):
     assert "pretrained/mlp.int8.onnx (int8, sha256" in proc.stderr
     shown = re.search(r"then `(digit\.png: 7 [^`]*)`", text).group(1)  # what the README says it prints
     assert proc.stdout.strip() == shown
+
+
+def test_benchmarks_are_modules_on_public_names_and_one_sampler():
+    """Each benchmark runs as `python -m benchmarks.NAME` from the root: no sys.path edits, nothing
+    from tests/, no private name of edgemnist, and one timing sampler in the whole tree."""
+    scripts = sorted((ROOT / "benchmarks").glob("*.py"))
+    assert len(scripts) >= 12
+    for script in scripts:
+        text = script.read_text()
+        assert "sys.path" not in text and "noqa: E402" not in text, script.name
+        assert not re.search(r"^\s*(from tests\b|import tests\b|import browser\b|from conftest\b)", text, re.M), script.name
+        private = re.findall(r"^\s*from edgemnist[\w.]* import ([^\n]*)", text, re.M)
+        assert not [n for names in private for n in names.split(",") if n.strip().startswith("_")], script.name
+    samplers = [f"{p.relative_to(ROOT)}" for folder in ("edgemnist", "benchmarks", "testkit", "tests")
+                for p in (ROOT / folder).rglob("*.py") if re.search(r"^\s*def interleaved\(", p.read_text(), re.M)]
+    assert samplers == ["edgemnist/bench.py"]
+    names = [p.stem for p in scripts]
+    code = "import importlib\nfor name in %r:\n    importlib.import_module('benchmarks.' + name)\n" % names
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

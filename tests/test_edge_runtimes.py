@@ -17,7 +17,7 @@ MISSING = [m for m in ("executorch", "ai_edge_litert", "litert_torch") if import
 
 @pytest.mark.skipif(bool(MISSING), reason=f"needs pip install -e '.[train,compare]' (missing: {', '.join(MISSING)})")
 def test_edge_runtimes_tiny_run_reports_every_runtime():
-    proc = subprocess.run([sys.executable, "benchmarks/edge_runtimes.py", "--tiny", "--json"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.edge_runtimes", "--tiny", "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     r = json.loads(proc.stdout)

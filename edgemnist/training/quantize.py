@@ -44,7 +44,10 @@ CALIBRATORS = {m.name.lower(): m for m in CalibrationMethod if m.name.lower() in
 assert set(CALIBRATORS) == set(CALIBRATION_METHODS), "a calibration method onnxruntime does not have"
 
 
-class _Batches(CalibrationDataReader):
+class SampleReader(CalibrationDataReader):
+    """The quantizer's sample of training images (`calibration_sample`), in batches, as onnxruntime's
+    static quantization reads it."""
+
     def __init__(self, pixels: np.ndarray, batch_size: int = 250):
         self._batches = iter([{INPUT_NAME: pixels[i : i + batch_size]} for i in range(0, len(pixels), batch_size)])
 
@@ -73,7 +76,7 @@ def quantize(fp32: onnx.ModelProto, settings: QuantSettings, train_images: np.nd
             return _refresh_digest(onnx.load_model(out))
         if train_images is None:
             raise ValueError("static quantization needs training images for calibration")
-        reader = _Batches(calibration_sample(train_images, settings.calibration_size, settings.seed))
+        reader = SampleReader(calibration_sample(train_images, settings.calibration_size, settings.seed))
         quantize_static(
             str(pre),
             str(out),
