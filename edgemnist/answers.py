@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from edgemnist import runtime
-from edgemnist.preprocess import SKIPPED
 
 
 def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: int = 3) -> list[dict]:
@@ -42,16 +41,17 @@ def softmax_row(logits: list[float]) -> list[float]:
     return [v / total for v in e]
 
 
-def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[tuple], top_k: int = 3) -> Iterator[dict]:
+def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[tuple | None], top_k: int = 3) -> Iterator[dict]:
     """`preprocess.prepare`'s output for one chunk -> one result per picture, in order, the model run
     once on the chunk: {"path", "label", "confidence", "sure", "probabilities", "top_k"[, "note"]} or
-    {"path", "error"}; files skipped as no image (SKIPPED) get none. "pixels" carries what the model saw."""
-    good = [j for j, (pixels, _, _) in enumerate(prepared) if pixels is not None]
+    {"path", "error"}; files skipped as no image (None) get none. "pixels" carries what the model saw."""
+    good = [j for j, p in enumerate(prepared) if p is not None and p[0] is not None]
     answers = {}
     if good:
         batch = np.stack([prepared[j][0] for j in good])
         answers = dict(zip(good, answer(model, batch, [prepared[j][1] for j in good], top_k)))
-    for j, (name, (pixels, _, error)) in enumerate(zip(names, prepared)):
-        if error == SKIPPED:
+    for j, (name, p) in enumerate(zip(names, prepared)):
+        if p is None:
             continue
+        pixels, _, error = p
         yield {"path": name, "error": error} if error is not None else {"path": name} | answers[j] | {"pixels": pixels}

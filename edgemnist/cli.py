@@ -178,23 +178,23 @@ def export(
     json_out: Json = False,
 ):
     """Export a checkpoint to ONNX (+int8) and run the parity gate on all 10,000 test images."""
-    from edgemnist.training.export import export_checkpoint
+    from edgemnist.training.export import export_checkpoint, stages
 
     settings = QuantSettings(method=method.value, calibration_size=calibration_size, calibration_method=calibration_method.value,
                              per_channel=per_channel, weight_bits=weight_bits)
     thresholds = Thresholds(fp32_max_abs_dlogit=max_dlogit, int8_max_drop_pp=max_int8_drop, int8_min_agreement=min_int8_agreement,
                             reference_min_agreement=min_reference_agreement, reference_max_abs_dlogit=max_reference_dlogit)
-    stages = ["calibrate"] * temperature + ["export"] + ["quantize"] * quantize + ["parity"]
+    steps = stages(quantize, temperature)
     with bar(quiet=json_out) as progress:
-        task = progress.add_task(f"{checkpoint} -> {out}", total=len(stages), status="")
+        task = progress.add_task(f"{checkpoint} -> {out}", total=len(steps), status="")
 
         def on_stage(stage: str) -> None:
-            progress.update(task, completed=stages.index(stage), status=stage)
+            progress.update(task, completed=steps.index(stage), status=stage)
 
         report = export_checkpoint(checkpoint, out, quantize=quantize, calibrate=temperature, settings=settings, opset=opset,
                                    thresholds=thresholds, data_dir=data_dir, sign_key=sign_key,
                                    uint8_input=input_dtype.value == "uint8", on_stage=on_stage)
-        progress.update(task, completed=len(stages), status="done")
+        progress.update(task, completed=len(steps), status="done")
     if json_out:
         emit(report)
     else:
@@ -513,8 +513,9 @@ def web_serve(
         server.serve_forever()
 
 
-# Exit codes (README, "Commands"): the work ran but failed / usage or environment / a bug in edgemnist / Ctrl-C
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 130
+# Exit codes (README, "Commands"): usage or environment / a bug in edgemnist / Ctrl-C; a failure of the
+# work itself (1) is a UserError's own exit_code
+EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 3, 130
 # click's base of usage errors, whether typer vendors click (>= 0.2x) or depends on it
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 

@@ -556,18 +556,17 @@ def is_image_head(head: bytes) -> bool:
     return head.startswith(SIGNATURES) or netpbm or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-SKIPPED = ""  # prepare's error for a file found in a directory that is no image: no result at all
+Prepared = tuple[np.ndarray | None, int, str | None]  # (pixels, digits side by side, error): one of the two is None
 
 
-def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY,
-                only_images: bool = False) -> tuple[np.ndarray | None, int, str | None]:
+def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY, only_images: bool = False) -> Prepared | None:
     """`preprocess` of one file (its path or its bytes), as `infer`'s workers and the Ray reader run it:
-    (pixels, how many digits side by side, None), or (None, 0, the one-line error), or (None, 0, SKIPPED)
-    when `only_images` and the file is no image (a file found in a directory, not named)."""
+    (pixels, how many digits side by side, None) or (None, 0, the one-line error); None, no result at
+    all, when `only_images` and the file is no image (a file found in a directory, not named)."""
     if only_images:
         is_bytes = isinstance(source, (bytes, bytearray, memoryview))
         if not (is_image_head(source[:16]) if is_bytes else looks_like_image(source)):
-            return None, 0, SKIPPED
+            return None
     notes: dict = {}
     try:
         return for_model(load_gray(source), polarity, notes), notes.get("digits", 1), None
@@ -575,7 +574,7 @@ def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY,
         return None, 0, str(e)
 
 
-def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY) -> list[tuple[np.ndarray | None, int, str | None]]:
+def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY) -> list[Prepared | None]:
     """`prepare_one` for a chunk of (path, only if an image): the unit of work of `infer`'s worker processes."""
     return [prepare_one(path, polarity, only_images) for path, only_images in items]
 

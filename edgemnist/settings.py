@@ -79,7 +79,7 @@ class MLPConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "MLPConfig":
         known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if not (k == "extra" and not v)}  # an unused field of checkpoints before 0.2
+        d = {k: v for k, v in d.items() if not (k == "extra" and not v)}  # an unused field that older checkpoints carry
         unknown = set(d) - known
         if unknown:
             raise UserError(f"checkpoint config has unknown fields {sorted(unknown)}")

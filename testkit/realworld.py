@@ -161,6 +161,44 @@ def _digit_ink(digit: np.ndarray, rng: np.random.Generator, size: int, style: di
     return a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
+def _cell(mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A form's cell around the ink: a little paper, then parts of the box's lines at the edges ->
+    (the padded ink, the lines)."""
+    h, w = mask.shape
+    m = [int(rng.integers(1, max(2, h // 8))) for _ in range(4)]
+    mask = np.pad(mask, ((m[0], m[1]), (m[2], m[3])))
+    lines = np.zeros_like(mask)
+    t = max(1, int(round(max(mask.shape) * rng.uniform(0.01, 0.03))))
+    for side in rng.permutation(4)[: int(rng.integers(2, 5))]:
+        length = slice(0, None) if rng.random() < 0.6 else slice(int(rng.integers(0, max(1, max(mask.shape) // 3))), None)
+        if side == 0:
+            lines[:t, length] = 1
+        elif side == 1:
+            lines[-t:, length] = 1
+        elif side == 2:
+            lines[length, :t] = 1
+        else:
+            lines[length, -t:] = 1
+    return mask, lines
+
+
+def _paint(mask: np.ndarray, lines: np.ndarray, rng: np.random.Generator, record: dict) -> Image.Image:
+    """Ink and box lines on paper (or light ink on a board), with sensor noise -> an RGB picture."""
+    light_on_dark = bool(rng.random() < 0.3)
+    record["polarity"] = "light-on-dark" if light_on_dark else "dark-on-light"
+    if light_on_dark:
+        paper = np.array(BOARDS[rng.integers(len(BOARDS))], np.float32)
+        ink_rgb = np.array([235, 235, 225], np.float32) * rng.uniform(0.75, 1.0)
+    else:
+        paper = np.array(PAPERS[rng.integers(len(PAPERS))], np.float32)
+        ink_rgb = np.array(INKS[rng.integers(len(INKS))], np.float32)
+    line_rgb = np.array([60, 60, 60] if not light_on_dark else [200, 200, 200], np.float32)
+    img = paper * (1 - mask[..., None]) + ink_rgb * mask[..., None]
+    img = img * (1 - lines[..., None]) + line_rgb * lines[..., None]
+    noisy = img + rng.normal(0, rng.uniform(0, 6), img.shape)
+    return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), mode="RGB")
+
+
 def render_crop(digit: np.ndarray, rng: np.random.Generator, out_base: Path, record: dict | None = None,
                 neighbour: np.ndarray | None = None, kind: str | None = None) -> Path:
     """One 28x28 uint8 MNIST digit -> one cropped image file (see CROP_KINDS, or "margin": a tight
@@ -192,36 +230,8 @@ def render_crop(digit: np.ndarray, rng: np.random.Generator, out_base: Path, rec
         left = bool(rng.random() < 0.5)
         mask = np.concatenate([piece, gap, mask] if left else [mask, gap, piece[:, ::-1]], axis=1)
         record["neighbour_side"] = "left" if left else "right"
-    lines = np.zeros_like(mask)
-    if kind == "cell":  # a form's cell: a little paper, then parts of the box's lines at the edges
-        h, w = mask.shape
-        m = [int(rng.integers(1, max(2, h // 8))) for _ in range(4)]
-        mask = np.pad(mask, ((m[0], m[1]), (m[2], m[3])))
-        lines = np.zeros_like(mask)
-        t = max(1, int(round(max(mask.shape) * rng.uniform(0.01, 0.03))))
-        for side in rng.permutation(4)[: int(rng.integers(2, 5))]:
-            length = slice(0, None) if rng.random() < 0.6 else slice(int(rng.integers(0, max(1, max(mask.shape) // 3))), None)
-            if side == 0:
-                lines[:t, length] = 1
-            elif side == 1:
-                lines[-t:, length] = 1
-            elif side == 2:
-                lines[length, :t] = 1
-            else:
-                lines[length, -t:] = 1
-    light_on_dark = bool(rng.random() < 0.3)
-    record["polarity"] = "light-on-dark" if light_on_dark else "dark-on-light"
-    if light_on_dark:
-        paper = np.array(BOARDS[rng.integers(len(BOARDS))], np.float32)
-        ink_rgb = np.array([235, 235, 225], np.float32) * rng.uniform(0.75, 1.0)
-    else:
-        paper = np.array(PAPERS[rng.integers(len(PAPERS))], np.float32)
-        ink_rgb = np.array(INKS[rng.integers(len(INKS))], np.float32)
-    line_rgb = np.array([60, 60, 60] if not light_on_dark else [200, 200, 200], np.float32)
-    img = paper * (1 - mask[..., None]) + ink_rgb * mask[..., None]
-    img = img * (1 - lines[..., None]) + line_rgb * lines[..., None]
-    noisy = img + rng.normal(0, rng.uniform(0, 6), img.shape)
-    im = Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), mode="RGB")
+    mask, lines = _cell(mask, rng) if kind == "cell" else (mask, np.zeros_like(mask))
+    im = _paint(mask, lines, rng, record)
     if kind == "blocky":  # a tiny crop zoomed without smoothing (a screenshot of a zoomed view)
         z = int(rng.integers(3, 13))
         im = im.resize((im.width * z, im.height * z), Image.Resampling.NEAREST)

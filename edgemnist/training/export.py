@@ -75,8 +75,8 @@ def calibration_metadata(fitted: dict, row: dict) -> str:
 
 
 def own_failures(report: dict, precision: str) -> list[str]:
-    """The gate's failed checks that are this model's own ("fp32 ..." or "int8 ...")."""
-    return [f for f in report["failures"] if f.startswith(f"{precision} ")]
+    """The gate's failed checks that are this model's own (its row's `failures`, set by parity.run)."""
+    return list((report.get(precision) or {}).get("failures", []))
 
 
 def gate_metadata(report: dict, precision: str) -> str:
@@ -165,7 +165,6 @@ def _save_uint8_input(int8, out: Path, mnist, report: dict) -> None:
     images = mnist.test_images[:, None]
     reference = sessions[0].run(None, {contract.INPUT_NAME: contract.images_to_pixels(mnist.test_images)})[0]
     dlogit = float(np.abs(sessions[1].run(None, {contract.INPUT_NAME: images})[0] - reference).max())
-    # "int8_uint8 ...", not "int8 ...": own_failures(report, "int8") must not count it against the int8 model
     own = [f"int8_uint8 twin differs from the int8 model (max |Δlogit| {dlogit:.3g})"] if dlogit else []
     report["failures"] += own
     report["passed"] = report["passed"] and not own
@@ -174,7 +173,8 @@ def _save_uint8_input(int8, out: Path, mnist, report: dict) -> None:
                         "edgemnist.gate": json.dumps({"passed": not failures, "failures": failures})})
     path = uint8_path_for(out)
     save(twin, path)
-    report["int8_uint8"] = {"path": str(path), "size_bytes": path.stat().st_size, "max_abs_dlogit_vs_int8": dlogit, "passed": not failures}
+    report["int8_uint8"] = {"path": str(path), "size_bytes": path.stat().st_size, "max_abs_dlogit_vs_int8": dlogit,
+                            "failures": failures, "passed": not failures}
 
 
 def _gate(model, mnist, fp32, int8, where: Path, settings: QuantSettings, thresholds: Thresholds, on_stage) -> dict:
@@ -226,6 +226,36 @@ def _signatures(report: dict, signer) -> list[str]:
     return removed
 
 
+STAGES = ("calibrate", "export", "quantize", "parity")  # what `on_stage` reports, in this order
+
+
+def stages(quantize: bool = True, calibrate: bool = True) -> list[str]:
+    """The stages an export with these options goes through (its progress bar's steps)."""
+    return [s for s in STAGES if (s != "calibrate" or calibrate) and (s != "quantize" or quantize)]
+
+
+def _check_request(out: Path, quantize: bool, settings: QuantSettings, uint8_input: bool) -> None:
+    """Usage errors, before any work: one line, exit 2."""
+    if out.suffix != ".onnx":
+        raise UserError(f"--out must end in .onnx, got {out}")
+    if uint8_input and not (quantize and settings.method == "static"):
+        raise UserError("--input uint8 makes a twin of the static int8 model: drop --no-quantize and --method dynamic")
+    atomic.ensure_writable_dir(out)
+
+
+def _remove_stale(out: Path, quantized: bool, uint8_input: bool) -> list[str]:
+    """Older models beside the new ones that this export did not write (infer would pick a stale int8
+    one), and their signatures: removed, their paths returned."""
+    stale = [int8_path_for(out)] * (not quantized) + [uint8_path_for(out)] * (not uint8_input)
+    removed = []
+    for path in stale:
+        for old in (path, signing.signature_path(path)):
+            if old.is_file():
+                old.unlink()
+                removed.append(str(old))
+    return removed
+
+
 def export_checkpoint(
     checkpoint: Path,
     out: Path,
@@ -255,11 +285,7 @@ def export_checkpoint(
     """
     start = time.perf_counter()
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.suffix != ".onnx":
-        raise UserError(f"--out must end in .onnx, got {out}")
-    if uint8_input and not (quantize and settings.method == "static"):
-        raise UserError("--input uint8 makes a twin of the static int8 model: drop --no-quantize and --method dynamic")
-    atomic.ensure_writable_dir(out)
+    _check_request(out, quantize, settings, uint8_input)
     signer = signing.signer(sign_key) if sign_key else None  # a bad key fails before the work
     model, ckpt = load_checkpoint(checkpoint)
     source_sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
@@ -282,16 +308,8 @@ def export_checkpoint(
     _save_both(fp32, int8, out, meta | measured_metadata(report, settings), fitted, report)
     if uint8_input:
         _save_uint8_input(int8, out, mnist, report)
-    report["failing"] = [report[p]["path"] for p in ("fp32", "int8") if report[p] and own_failures(report, p)]
-    if uint8_input and not report["int8_uint8"]["passed"]:
-        report["failing"].append(report["int8_uint8"]["path"])
-    report["removed"] = _signatures(report, signer)
-    stale = [int8_path_for(out)] * (int8 is None) + [uint8_path_for(out)] * (not uint8_input)
-    for path in stale:  # older models beside the new ones (infer would pick a stale int8 one), and their signatures
-        for old in (path, signing.signature_path(path)):
-            if old.is_file():
-                old.unlink()
-                report["removed"].append(str(old))
+    report["failing"] = [report[p]["path"] for p in ("fp32", "int8", "int8_uint8") if report.get(p) and report[p]["failures"]]
+    report["removed"] = _signatures(report, signer) + _remove_stale(out, int8 is not None, uint8_input)
     report["checkpoint"] = str(checkpoint)
     report["seconds"] = time.perf_counter() - start
     return report

@@ -46,26 +46,33 @@ def check_model(
     return row, whole
 
 
-def gate(torch_acc: float, fp32: dict, int8: dict | None, t: Thresholds, int8_dynamic: bool = False) -> list[str]:
-    """The names and values of the failed checks; empty when everything passed."""
-    failures = []
+def verdicts(torch_acc: float, fp32: dict, int8: dict | None, t: Thresholds, int8_dynamic: bool = False) -> dict[str, list[str]]:
+    """Each model's failed checks, named with their values: {"fp32": [...], "int8": [...]} (no "int8"
+    key without an int8 model); empty lists when everything passed."""
+    out = {"fp32": []}
     if fp32["agreement"] < t.fp32_min_agreement:
-        failures.append(f"fp32 top-1 agreement {fp32['agreement']:.4%} < {t.fp32_min_agreement:.4%}")
+        out["fp32"].append(f"fp32 top-1 agreement {fp32['agreement']:.4%} < {t.fp32_min_agreement:.4%}")
     if fp32["max_abs_dlogit"] > t.fp32_max_abs_dlogit:
-        failures.append(f"fp32 max |Δlogit| {fp32['max_abs_dlogit']:.2e} > {t.fp32_max_abs_dlogit:.0e}")
+        out["fp32"].append(f"fp32 max |Δlogit| {fp32['max_abs_dlogit']:.2e} > {t.fp32_max_abs_dlogit:.0e}")
     if fp32["batch1_max_diff"] > t.batch_max_diff:
-        failures.append(f"fp32 batch-1 vs batch-N max diff {fp32['batch1_max_diff']:.2e} > {t.batch_max_diff:.0e}")
+        out["fp32"].append(f"fp32 batch-1 vs batch-N max diff {fp32['batch1_max_diff']:.2e} > {t.batch_max_diff:.0e}")
     if int8 is not None:
+        out["int8"] = []
         drop = (torch_acc - int8["accuracy"]) * 100
         if drop > t.int8_max_drop_pp:
-            failures.append(f"int8 accuracy drop {drop:.2f} pp > {t.int8_max_drop_pp} pp")
+            out["int8"].append(f"int8 accuracy drop {drop:.2f} pp > {t.int8_max_drop_pp} pp")
         if int8["agreement"] < t.int8_min_agreement:
-            failures.append(f"int8 top-1 agreement {int8['agreement']:.2%} < {t.int8_min_agreement:.2%}")
+            out["int8"].append(f"int8 top-1 agreement {int8['agreement']:.2%} < {t.int8_min_agreement:.2%}")
         # dynamic quantization picks activation scales per batch: batch-1 and batch-N differ by design
         if not int8_dynamic and int8["batch1_max_diff"] > t.batch_max_diff:
-            failures.append(f"int8 batch-1 vs batch-N max diff {int8['batch1_max_diff']:.2e} > {t.batch_max_diff:.0e}")
-        failures += reference_failures(int8["reference"], t)
-    return failures
+            out["int8"].append(f"int8 batch-1 vs batch-N max diff {int8['batch1_max_diff']:.2e} > {t.batch_max_diff:.0e}")
+        out["int8"] += reference_failures(int8["reference"], t)
+    return out
+
+
+def gate(torch_acc: float, fp32: dict, int8: dict | None, t: Thresholds, int8_dynamic: bool = False) -> list[str]:
+    """Every model's failed checks in one list (`verdicts`, flattened); empty when everything passed."""
+    return [f for failures in verdicts(torch_acc, fp32, int8, t, int8_dynamic).values() for f in failures]
 
 
 def run(
@@ -91,7 +98,11 @@ def run(
         int8["accuracy_drop_pp"] = (torch_acc - int8["accuracy"]) * 100
         int8["reference"] = reference_semantics(int8_path, fused, pixels, labels)
         int8["saturation"] = saturation_report(onnx.load(int8_path))
-    failures = gate(torch_acc, fp32, int8, thresholds, int8_dynamic)
+    by_model = verdicts(torch_acc, fp32, int8, thresholds, int8_dynamic)
+    for precision, row in (("fp32", fp32), ("int8", int8)):
+        if row is not None:
+            row["failures"] = by_model[precision]
+    failures = [f for fs in by_model.values() for f in fs]
     return {
         "n": int(len(labels)),
         "onnxruntime": ort.__version__,
