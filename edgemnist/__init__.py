@@ -2,7 +2,7 @@
 
     import edgemnist
     model = edgemnist.load()                 # the model `infer` would use; onnxruntime only
-    result = model.classify("digit.png")     # a path, bytes, a PIL image, a numpy array, or a list
+    result = model.classify("digit.png")     # a path, bytes, a PIL image or a numpy array (classify_batch: a list)
     print(result.label, result.confidence, result.sure)
 
 Importing this package imports nothing else (no numpy, Pillow, onnxruntime, torch) and changes nothing.

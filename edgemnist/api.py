@@ -1,18 +1,19 @@
 """The Python API: `edgemnist.load()` -> a Classifier that takes any picture.  [runtime side]
 
     model = edgemnist.load()                     # or load("runs/mlp.int8.onnx", provider="cpu")
-    model.classify("digit.png").label            # a path
+    model.classify("digit.png").label            # a path -> one Result
     model.classify(open("digit.png", "rb").read())   # the file's bytes: nothing touches the disk
     model.classify(pil_image)                    # a PIL image
     model.classify(frame)                        # numpy H x W gray or H x W x 3/4, uint8 or float in [0, 1]
-    model.classify(batch)                        # numpy N x 28 x 28 already in the MNIST contract -> list
-    model.classify([a, b, c])                    # a list of any of these -> list, one model call
+    model.classify_batch([a, b, c])              # a list of any of these -> a list of Results, one model call
+    model.classify_batch(batch)                  # numpy N x 28 x 28 already in the MNIST contract -> a list
     model.logits(pixels)                         # the raw contract: float32 [N, 1, 28, 28] in [0, 1]
 
 Pictures go through the same preprocessing as `edgemnist infer`; an N x 28 x 28 (or N x 1 x 28 x 28)
-array is taken as MNIST-form digits (light on dark, the model's contract) and goes straight to the
-model. Errors are exceptions with the CLI's one-line messages: ImageError (this picture), InputError
-(what was passed), ModelError (the model), all UserError.
+array given to `classify_batch` is taken as MNIST-form digits (light on dark, the model's contract)
+and goes straight to the model. Each call returns one type: `classify` a Result, `classify_batch` a
+list of them. Errors are exceptions with the CLI's one-line messages: ImageError (this picture),
+InputError (what was passed), ModelError (the model), all UserError.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ from edgemnist.preprocess import for_model, load_gray, work_gray
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One of a picture's most probable digits."""
+
+    digit: int
+    probability: float
+
+
+@dataclass(frozen=True)
 class Result:
     """One digit: the label, its calibrated confidence, whether to trust it, all ten probabilities."""
 
@@ -37,8 +46,12 @@ class Result:
     confidence: float
     sure: bool
     probabilities: list[float]
-    top_k: list[list]  # [[digit, probability], ...], most probable first
+    top_k: list[Candidate]  # most probable first
     note: str | None = None  # why not sure, when it is not the confidence (several digits side by side)
+
+    @classmethod
+    def from_answer(cls, a: dict) -> Result:
+        return cls(**(a | {"top_k": [Candidate(d, p) for d, p in a["top_k"]]}))
 
 
 class Classifier:
@@ -56,29 +69,41 @@ class Classifier:
         A uint8-input model (`export --input uint8`) takes uint8 pixels as they are."""
         return self.model.logits(_contract_batch(pixels, keep_uint8=self.model.takes_uint8))
 
-    def classify(self, x, top_k: int = 3) -> Result | list[Result]:
-        """One picture -> a Result; a list of pictures or an N x 28 x 28 batch -> a list of Results."""
-        if isinstance(x, (list, tuple)):
-            prepared = []
-            for i, item in enumerate(x):
-                try:
-                    prepared.append(self._pixels(item))
-                except (ImageError, InputError) as e:
-                    raise type(e)(f"item {i}: {e}") from None
-            return self._answer(np.stack([p for p, _ in prepared]), [n for _, n in prepared], top_k) if prepared else []
-        if isinstance(x, np.ndarray) and (x.ndim == 4 or (x.ndim == 3 and x.shape[1:] == (contract.IMAGE_SIZE,) * 2)):
-            batch = _contract_batch(x)[:, 0]
-            return self._answer(batch, [1] * len(batch), top_k)
+    def classify(self, x, top_k: int = 3) -> Result:
+        """One picture -> its Result. A list of pictures or a contract batch: `classify_batch`."""
+        if isinstance(x, (list, tuple)) or _is_contract_batch(x):
+            raise InputError("classify takes one picture: give a list or an N x 28 x 28 batch to classify_batch")
         pixels, digits = self._pixels(x)
         return self._answer(pixels[None], [digits], top_k)[0]
 
+    def classify_batch(self, xs, top_k: int = 3) -> list[Result]:
+        """A list of pictures (any form `classify` takes), or an N x 28 x 28 (N x 1 x 28 x 28) array in the
+        MNIST contract -> one Result each, in order, the model run once."""
+        if _is_contract_batch(xs):
+            batch = _contract_batch(xs)[:, 0]
+            return self._answer(batch, [1] * len(batch), top_k)
+        if not isinstance(xs, (list, tuple)):
+            raise InputError("classify_batch takes a list of pictures or an N x 28 x 28 array: give one picture to classify")
+        prepared = []
+        for i, item in enumerate(xs):
+            try:
+                prepared.append(self._pixels(item))
+            except (ImageError, InputError) as e:
+                raise type(e)(f"item {i}: {e}") from None
+        return self._answer(np.stack([p for p, _ in prepared]), [n for _, n in prepared], top_k) if prepared else []
+
     def _answer(self, pixels: np.ndarray, digits: list[int], top_k: int) -> list[Result]:
-        return [Result(**a) for a in answer(self.model, pixels, digits, top_k)]
+        return [Result.from_answer(a) for a in answer(self.model, pixels, digits, top_k)]
 
     def _pixels(self, x) -> tuple[np.ndarray, int]:
         """One picture -> (28x28 float32 in the model's polarity, digits side by side)."""
         notes: dict = {}
         return for_model(_gray(x), self.model.polarity, notes), notes.get("digits", 1)
+
+
+def _is_contract_batch(x) -> bool:
+    side = contract.IMAGE_SIZE
+    return isinstance(x, np.ndarray) and (x.ndim == 4 or (x.ndim == 3 and x.shape[1:] == (side, side)))
 
 
 def _gray(x) -> np.ndarray:

@@ -63,18 +63,19 @@ def test_every_kind_of_picture_gets_infers_answer(model, mnist, tmp_path):
             got = model.classify(x)
             assert (got.label, got.sure) == (want["label"], want["sure"]), kind
             assert np.allclose(got.probabilities, want["probabilities"], atol=1e-6), kind
-    as_list = model.classify([str(p) for p in paths])
+    as_list = model.classify_batch([str(p) for p in paths])
     assert [r.label for r in as_list] == [r["label"] for r in expected]
 
 
 def test_a_batch_in_the_contract_goes_straight_to_the_model(model, mnist):
     images = mnist.test_images[:2000]
-    results = model.classify(images)
+    results = model.classify_batch(images)
     expected = runtime.open_model(INT8, "cpu", quiet=True).logits(images_to_pixels(images))
     assert [r.label for r in results] == expected.argmax(1).tolist()
     assert np.array_equal(model.logits(images), expected) and np.array_equal(model.logits(images_to_pixels(images)), expected)
-    assert model.classify(images[:, None].astype(np.float32) / 255)[7].label == int(expected[7].argmax())
-    assert model.classify(images[:0]) == []
+    assert model.classify_batch(images[:, None].astype(np.float32) / 255)[7].label == int(expected[7].argmax())
+    assert model.classify_batch(images[:0]) == []
+    assert results[0].top_k[0] == edgemnist.api.Candidate(results[0].label, results[0].confidence)  # typed, most probable first
 
 
 @pytest.mark.parametrize(
@@ -89,13 +90,24 @@ def test_a_batch_in_the_contract_goes_straight_to_the_model(model, mnist):
         (lambda p: np.zeros((40, 40), np.int64), InputError, r"uint8 or float"),
         (lambda p: 7, InputError, r"cannot classify a int"),
         (lambda p: "a\0b.png", ImageError, r"^a\x00b.png: not a file name \(it holds a NUL byte\)$"),
-        (lambda p: [np.zeros((40, 40), np.uint8) + 255, b""], ImageError, r"^item 0: no digit found"),
+        (lambda p: [np.zeros((40, 40), np.uint8)], InputError, r"^classify takes one picture: give a list or an N x 28 x 28 batch to classify_batch$"),
+        (lambda p: np.zeros((5, 28, 28), np.uint8), InputError, r"^classify takes one picture"),
     ],
 )
 def test_errors_are_exceptions_with_one_line_messages(model, tmp_path, make, error, message):
     with pytest.raises(error, match=message) as caught:
         model.classify(make(tmp_path))
     assert isinstance(caught.value, UserError) and "\n" not in str(caught.value)
+
+
+def test_classify_batch_names_the_item_that_failed_and_takes_no_single_picture(model, mnist):
+    digit = 255 - mnist.test_images[0]
+    with pytest.raises(ImageError, match=r"^item 1: not an image \(unrecognised content\)$"):
+        model.classify_batch([digit, b"xx"])
+    with pytest.raises(ImageError, match=r"^item 0: no digit found"):
+        model.classify_batch([np.zeros((40, 40), np.uint8) + 255, b""])
+    with pytest.raises(InputError, match=r"^classify_batch takes a list of pictures or an N x 28 x 28 array"):
+        model.classify_batch("digit.png")
 
 
 @pytest.mark.parametrize(

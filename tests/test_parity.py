@@ -141,7 +141,7 @@ def test_uint8_input_twin_gives_the_int8_models_logits_bit_for_bit(exported, mni
 
     api = edgemnist.load(twin_row["path"], provider="cpu")  # the Python API: uint8 as it is, and classify
     assert np.array_equal(api.logits(mnist.test_images), expected)
-    assert [r.label for r in api.classify(mnist.test_images[:50])] == list(expected[:50].argmax(1))
+    assert [r.label for r in api.classify_batch(mnist.test_images[:50])] == list(expected[:50].argmax(1))
     rng = np.random.default_rng(0)  # and pixels off the 1/255 grid (the preprocessing's): at most one input step apart, same answers
     blurred = rng.random((2000, 1, 28, 28), dtype=np.float32) * images_to_pixels(mnist.test_images[:2000])
     assert (twin.logits(blurred).argmax(1) == int8.logits(blurred).argmax(1)).mean() >= 0.999
