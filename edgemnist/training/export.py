@@ -308,7 +308,7 @@ def export_checkpoint(
     _save_both(fp32, int8, out, meta | measured_metadata(report, settings), fitted, report)
     if uint8_input:
         _save_uint8_input(int8, out, mnist, report)
-    report["failing"] = [report[p]["path"] for p in ("fp32", "int8", "int8_uint8") if report.get(p) and report[p]["failures"]]
+    report["failing"] = [report[p]["path"] for p in ("fp32", "int8", "int8_uint8") if own_failures(report, p)]
     report["removed"] = _signatures(report, signer) + _remove_stale(out, int8 is not None, uint8_input)
     report["checkpoint"] = str(checkpoint)
     report["seconds"] = time.perf_counter() - start
