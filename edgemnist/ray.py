@@ -12,7 +12,7 @@ opens its files itself (a shared file system on a cluster); URIs (s3://, gs://, 
 read by Ray, and only images among them get a row.
 
 Resources: Ray Data starts the reader actors before any other task, and actors that hold every CPU
-leave none for the tasks that read the files, so the job waits forever. `plan` keeps a share of the
+leave none for the tasks that read the files, so the job waits forever. `Plan` keeps a share of the
 CPUs free for those tasks, whatever the cluster's size. The model is opened once per actor, from
 bytes shipped with it, so workers need edgemnist installed but not the model file. A worker that dies
 is restarted and its batch run again by Ray Data; rows are produced per batch, so none is lost or
@@ -25,6 +25,7 @@ import hashlib
 import logging
 import math
 import os
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -126,6 +127,9 @@ def connect(address: str | None = None, cpus: int | None = None, native_log: Pat
     core's lines too (this process's file descriptor 2 goes there; sys.stderr keeps the terminal)."""
     if ray.is_initialized():
         return
+    why = _unreachable(address) if address else None
+    if why:  # ray.init retries a silent address for minutes
+        raise UserError(f"cannot reach the Ray cluster at {address}: {why}")
     if address is None:  # a local Ray of this process's own, on loopback: no token to hand out
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     if native_log is not None:
@@ -140,11 +144,25 @@ def connect(address: str | None = None, cpus: int | None = None, native_log: Pat
         ray.init(address=address, num_cpus=None if address else cpus, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.ERROR)
     except (ConnectionError, ValueError, RuntimeError) as e:
-        raise UserError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0][:200]}") from None
+        where = f"reach the Ray cluster at {address}" if address else "start a local Ray"
+        raise UserError(f"cannot {where}: {str(e).splitlines()[0][:200]}") from None
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def _unreachable(address: str, seconds: float = 5.0) -> str | None:
+    """Why nothing answers on the port of `address` (host:port, or ray://host:port), or None; None too
+    for forms Ray resolves itself ("auto")."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=seconds):
+            return None
+    except OSError as e:
+        return e.strerror or str(e) or type(e).__name__
 
 
 def cluster_cpus() -> float:

@@ -192,3 +192,12 @@ def test_core_never_imports_ray_and_says_how_to_get_it(tmp_path):
     proc = subprocess.run([sys.executable, "-c", "import sys, edgemnist.cli, edgemnist.api, edgemnist.infer; print('ray' in sys.modules)"],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.stdout.strip() == "False", proc.stderr
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_not_a_hang(tmp_path):
+    """ray.init retries a silent address for minutes, its messages in the native log: a port where
+    nothing listens is refused at once, in one line, exit 2."""
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "a.png")
+    proc = run_cli("infer", str(tmp_path), "--engine", "ray", "--address", "127.0.0.1:1", "--model", str(INT8), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "error: cannot reach the Ray cluster at 127.0.0.1:1: Connection refused"
