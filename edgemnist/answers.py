@@ -11,26 +11,61 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from edgemnist import runtime
+from edgemnist import runtime, segment
 
 
-def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: int = 3) -> list[dict]:
+def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: int = 3,
+           logits: np.ndarray | None = None) -> list[dict]:
     """The model's answers for preprocessed pictures [N, 28, 28]: label, confidence, sure, probabilities,
-    top_k (and a note when a picture held several digits side by side: `digits`, per image). `sure`
-    is False below the model's "not sure" confidence and for several digits. The softmax and the
-    ranking run on Python floats: for one picture (the API's case) a dozen numpy calls on ten values
-    cost more than the model call's own overhead (measured: 20-40 µs of ~100 µs after a preprocessing)."""
+    top_k, the same as a one-digit number and its one digit (and a note when a picture held several
+    digits side by side: `digits`, per image). `sure` is False below the model's "not sure" confidence
+    and for several digits. The softmax and the ranking run on Python floats: for one picture (the
+    API's case) a dozen numpy calls on ten values cost more than the model call's own overhead
+    (measured: 20-40 µs of ~100 µs after a preprocessing). `logits`: the model's, already run."""
     not_sure_below = model.not_sure_below
     out = []
-    for row, n in zip(model.logits(pixels[:, None]).tolist(), digits):
-        p = softmax_row(row)
-        top = sorted(range(len(p)), key=p.__getitem__, reverse=True)[:top_k]  # stable: ties keep digit order
-        result = {"label": top[0], "confidence": p[top[0]], "sure": p[top[0]] >= not_sure_below and n <= 1,
-                  "probabilities": p, "top_k": [[d, p[d]] for d in top]}
+    rows = (model.logits(pixels[:, None]) if logits is None else logits).tolist()
+    for row, n in zip(rows, digits):
+        one = _digit(softmax_row(row), top_k, not_sure_below)
+        one["sure"] = one["sure"] and n <= 1
+        result = one | {"probabilities": softmax_row(row), "number": str(one["label"]), "digits": [dict(one)]}
         if n > 1:
             result["note"] = f"{n} digits side by side: crop to one"
         out.append(result)
     return out
+
+
+def _digit(p: list[float], top_k: int, not_sure_below: float) -> dict:
+    top = sorted(range(len(p)), key=p.__getitem__, reverse=True)[:top_k]  # stable: ties keep digit order
+    return {"label": top[0], "confidence": p[top[0]], "sure": p[top[0]] >= not_sure_below, "top_k": [[d, p[d]] for d in top]}
+
+
+def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, top_k: int = 3,
+              count: tuple[int, int] | None = None) -> dict:
+    """A line's answer from the model's logits for its pieces: "number", "digits" (label, confidence,
+    sure, top_k, box each), the number's confidence (the product of its digits') and `sure` (every
+    digit sure, each a whole mark of a digit's width, and no parse of other pieces close); a number of
+    one digit also has today's label, probabilities and top_k. {"error"} when no parse has `count` digits."""
+    probs = [softmax_row(row) for row in logits.tolist()]
+    logp = np.log(np.maximum(np.array(probs), 1e-300))
+    parse = segment.read(lat, logp, count)
+    if parse is None:
+        least, most = count
+        return {"error": f"no reading with {least if least == most else f'{least}-{most}'} digits"}
+    not_sure_below = model.not_sure_below
+    digits = []
+    for piece, label in zip(parse.pieces, parse.labels):
+        p = probs[piece]
+        one = _digit(p, top_k, not_sure_below) | {"label": label, "confidence": p[label], "box": list(lat.boxes[piece])}
+        one["sure"] = p[label] >= not_sure_below and segment.plain(lat, piece)
+        digits.append(one)
+    result = {"label": digits[0]["label"] if len(digits) == 1 else None,
+              "confidence": math.prod(d["confidence"] for d in digits),
+              "sure": all(d["sure"] for d in digits) and parse.margin >= segment.PARAMS["margin"],
+              "number": "".join(str(d["label"]) for d in digits), "digits": digits}
+    if len(digits) == 1:
+        result |= {"probabilities": probs[parse.pieces[0]], "top_k": digits[0]["top_k"]}
+    return result | {"pixels": lat.pieces[parse.pieces]}
 
 
 def softmax_row(logits: list[float]) -> list[float]:
@@ -41,17 +76,31 @@ def softmax_row(logits: list[float]) -> list[float]:
     return [v / total for v in e]
 
 
-def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[tuple | None], top_k: int = 3) -> Iterator[dict]:
+def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[tuple | None], top_k: int = 3,
+                 count: tuple[int, int] | None = None) -> Iterator[dict]:
     """`preprocess.prepare`'s output for one chunk -> one result per picture, in order, the model run
-    once on the chunk: {"path", "label", "confidence", "sure", "probabilities", "top_k"[, "note"]} or
-    {"path", "error"}; files skipped as no image (None) get none. "pixels" carries what the model saw."""
+    once on the chunk (single digits and every line's pieces in one batch): {"path", "label",
+    "confidence", "sure", "number", "digits", ...} or {"path", "error"}; files skipped as no image
+    (None) get none. "pixels" carries what the model saw (a line: each digit's 28x28)."""
     good = [j for j, p in enumerate(prepared) if p is not None and p[0] is not None]
-    answers = {}
-    if good:
-        batch = np.stack([prepared[j][0] for j in good])
-        answers = dict(zip(good, answer(model, batch, [prepared[j][1] for j in good], top_k)))
+    parts = [p[None] if isinstance(p, np.ndarray) else p.pieces if p.single is None else np.concatenate([p.pieces, p.single[None]])
+             for p in (prepared[j][0] for j in good)]
+    logits = model.logits(np.concatenate(parts)[:, None]) if parts else None
+    answers, at = {}, 0
+    for j, part in zip(good, parts):
+        rows = logits[at : at + len(part)]
+        at += len(part)
+        pixels, n, _ = prepared[j]
+        if isinstance(pixels, np.ndarray):
+            answers[j] = answer(model, part, [n], top_k, rows)[0] | {"pixels": pixels}
+        else:
+            answers[j] = read_line(model, pixels, rows[: len(pixels.pieces)], top_k, count)
+            if pixels.single is not None and len(answers[j].get("digits", ())) == 1:  # one wide digit, read as before
+                box = answers[j]["digits"][0]["box"]
+                answers[j] = answer(model, pixels.single[None], [n], top_k, rows[-1:])[0] | {"pixels": pixels.single}
+                answers[j]["digits"][0]["box"] = box
+                answers[j]["sure"] = answers[j]["digits"][0]["sure"] = False  # it may be two digits touching
     for j, (name, p) in enumerate(zip(names, prepared)):
         if p is None:
             continue
-        pixels, _, error = p
-        yield {"path": name, "error": error} if error is not None else {"path": name} | answers[j] | {"pixels": pixels}
+        yield {"path": name, "error": p[2]} if p[2] is not None else {"path": name} | answers[j]

@@ -19,7 +19,7 @@ InputError (what was passed), ModelError (the model), all UserError.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +39,20 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Digit:
+    """One digit of a number: its label, calibrated confidence, whether to trust it, and most probable digits."""
+
+    label: int
+    confidence: float
+    sure: bool
+    top_k: list[Candidate]  # most probable first
+    box: tuple[int, int, int, int] | None = None  # x, y, w, h in the picture's pixels (a number's digits)
+
+
+@dataclass(frozen=True)
 class Result:
-    """One digit: the label, its calibrated confidence, whether to trust it, all ten probabilities."""
+    """One digit: the label, its calibrated confidence, whether to trust it, all ten probabilities;
+    `number` and `digits` hold the same as a number of one digit."""
 
     label: int
     confidence: float
@@ -48,10 +60,13 @@ class Result:
     probabilities: list[float]
     top_k: list[Candidate]  # most probable first
     note: str | None = None  # why not sure, when it is not the confidence (several digits side by side)
+    number: str = ""
+    digits: list[Digit] = field(default_factory=list)
 
     @classmethod
     def from_answer(cls, a: dict) -> Result:
-        return cls(**(a | {"top_k": [Candidate(d, p) for d, p in a["top_k"]]}))
+        digits = [Digit(**(d | {"top_k": [Candidate(k, p) for k, p in d["top_k"]]})) for d in a["digits"]]
+        return cls(**(a | {"top_k": [Candidate(d, p) for d, p in a["top_k"]], "digits": digits}))
 
 
 class Classifier:

@@ -258,16 +258,18 @@ def infer(
     save_preprocessed: Annotated[Optional[Path], typer.Option(help="Write the 28x28 image the model saw into this directory.")] = None,
     engine: Annotated[Engine, typer.Option(help="local: this machine's processes; ray: Ray Data, on a local Ray or the cluster at --address (the [ray] extra).")] = Engine("local"),
     address: Annotated[Optional[str], typer.Option(help="--engine ray: the running cluster to join (as `ray start --head` prints it); default: start a local Ray.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write the results to this .jsonl or .parquet file (path, label, confidence, sure, note, error), in place when the run ends; then only the summary is printed.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the results to this .jsonl or .parquet file (path, number, label, confidence, sure, note, error), in place when the run ends; then only the summary is printed.")] = None,
+    digits: Annotated[Optional[str], typer.Option(help="How many digits each picture holds, N or N-M (a ZIP code: 5); 1 reads one digit whatever the picture holds. Default: as many as it shows.")] = None,
     allow_failed_gate: AllowFailedGate = False,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per image on stdout (JSON lines; with --out, one summary object); human text goes to stderr.")] = False,
 ):
     """Classify handwritten digit images; results stream in input order (--engine ray: as batches finish)."""
     import time
 
-    from edgemnist import atomic, results, runtime
+    from edgemnist import atomic, results, runtime, segment
     from edgemnist import infer as inf
 
+    count = segment.count_range(digits) if digits is not None else None
     if engine.value == "local" and address is not None:
         raise UserError("--address joins a Ray cluster: it goes with --engine ray")
     if engine.value == "ray" and provider.value == "cuda":
@@ -283,10 +285,11 @@ def infer(
     m = runtime.open_model(model or runtime.default_model_path(), provider.value, 1 if threads is None else threads,  # says which, on stderr
                            allow_failed_gate=allow_failed_gate)
     if engine.value == "ray":
-        stream = _ray_stream(images, m, address, top_k, jobs)
+        stream = _ray_stream(images, m, address, top_k, jobs, count)
     else:
         jobs = jobs or runtime.usable_cores()
-        stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs)
+        stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs,
+                                    count=count)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
         write = stack.enter_context(results.writer(out)) if out is not None else None
@@ -306,7 +309,7 @@ def infer(
         raise typer.Exit(1)
 
 
-def _ray_stream(images: list[str], model, address: str | None, top_k: int, actors: int | None):
+def _ray_stream(images: list[str], model, address: str | None, top_k: int, actors: int | None, count):
     """The Ray engine's results, its cluster joined or started first (one line if the extra is missing)."""
     try:
         from edgemnist import ray as edgemnist_ray
@@ -317,7 +320,7 @@ def _ray_stream(images: list[str], model, address: str | None, top_k: int, actor
     edgemnist_ray.connect(address, native_log=data.home() / "ray-driver.log")
     say("ray: " + (f"joined the cluster at {address}" if address else "started a local Ray") +
         f", {edgemnist_ray.cluster_cpus():g} CPUs")
-    return edgemnist_ray.classify_stream(images, model, top_k=top_k, actors=actors)
+    return edgemnist_ray.classify_stream(images, model, top_k=top_k, actors=actors, count=count)
 
 
 def _show_results(stream, top_k: int, json_out: bool, write=None) -> dict:
@@ -344,13 +347,14 @@ def _show_one(r: dict, top_k: int, json_out: bool, write=None) -> None:
     if write is not None:
         write(r)
     elif json_out:
-        emit({k: r[k] for k in ("path", "label", "confidence", "sure", "note", "probabilities", "top_k", "error", "preprocessed") if k in r})
+        keys = ("path", "number", "label", "confidence", "sure", "note", "probabilities", "top_k", "digits", "error", "preprocessed")
+        emit({k: r[k] for k in keys if k in r})
     elif "error" in r:
         say(f"{r['path']}: error: {r['error']}")
     else:
         tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"]) if "top_k" in r else ""
         doubt = "" if r["sure"] else f"  not sure ({r['note']})" if "note" in r else "  not sure"
-        typer.echo(f"{r['path']}: {r['label']}  ({r['confidence']:.1%}){doubt}" + (f"  top-{top_k}: {tops}" if tops else ""))
+        typer.echo(f"{r['path']}: {r.get('number', r.get('label'))}  ({r['confidence']:.1%}){doubt}" + (f"  top-{top_k}: {tops}" if tops else ""))
 
 
 def _volume_progress(progress, done: int):

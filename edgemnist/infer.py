@@ -69,7 +69,8 @@ def _quiet_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _prepared(paths: Iterable[tuple[str, bool]], polarity: str, jobs: int, fork_safe: bool = False) -> Iterator[tuple[list, list]]:
+def _prepared(paths: Iterable[tuple[str, bool]], polarity: str, jobs: int, fork_safe: bool = False,
+              count: tuple[int, int] | None = None) -> Iterator[tuple[list, list]]:
     """(chunk, prepare(chunk)) in input order. The first chunk is done in this process; with jobs > 1
     and more chunks, a process pool starts on the next ones meanwhile and works ahead, at most
     IN_FLIGHT_PER_JOB chunks per worker. `fork_safe`: this process holds no thread that forking would
@@ -79,7 +80,7 @@ def _prepared(paths: Iterable[tuple[str, bool]], polarity: str, jobs: int, fork_
     second = next(chunks, None) if first is not None and jobs > 1 else None
     if second is None:  # one process: no chunk, one chunk, or --jobs 1
         for chunk in itertools.chain([first] if first is not None else [], chunks):
-            yield chunk, prepare(chunk, polarity)
+            yield chunk, prepare(chunk, polarity, count)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -97,11 +98,11 @@ def _prepared(paths: Iterable[tuple[str, bool]], polarity: str, jobs: int, fork_
 
     def fill() -> None:
         while len(window) < IN_FLIGHT_PER_JOB * jobs and (chunk := next(rest, None)) is not None:
-            window.append((chunk, pool.submit(prepare, chunk, polarity)))
+            window.append((chunk, pool.submit(prepare, chunk, polarity, count)))
 
     try:
         fill()  # the workers start on these while this process does the first chunk: answers at once
-        yield first, prepare(first, polarity)
+        yield first, prepare(first, polarity, count)
         while window:
             chunk, done = window.popleft()
             yield chunk, done.result()
@@ -112,7 +113,7 @@ def _prepared(paths: Iterable[tuple[str, bool]], polarity: str, jobs: int, fork_
 
 def classify_stream(
     model: runtime.Model, paths: Iterable[str | tuple[str, bool]], *, top_k: int = 3, save_dir: str | Path | None = None,
-    jobs: int = 1,
+    jobs: int = 1, count: tuple[int, int] | None = None,
 ) -> Iterator[dict]:
     """One result per path, in input order, as soon as its chunk is done: {"path", "label",
     "confidence", "sure", "probabilities", "top_k"} or {"path", "error"}. Every image is tried; one that
@@ -122,19 +123,22 @@ def classify_stream(
     taken: set[str] = set()  # names written by this run: a/1.png and b/1.jpg must not share one
     items = ((p, False) if isinstance(p, str) else p for p in paths)
     one_thread = model.session.get_session_options().intra_op_num_threads == 1  # no pool threads to fork
-    for chunk, prepared in _prepared(items, model.polarity, jobs, fork_safe=one_thread):
-        for result in answers.for_prepared(model, [path for path, _ in chunk], prepared, top_k):
+    for chunk, prepared in _prepared(items, model.polarity, jobs, one_thread, count):
+        for result in answers.for_prepared(model, [path for path, _ in chunk], prepared, top_k, count):
             pixels = result.pop("pixels", None)
-            if save_dir is not None and pixels is not None:
+            if save_dir is not None and pixels is not None and pixels.ndim == 3:  # a line: each digit's
+                result["preprocessed"] = [str(save_preprocessed(p, result["path"], Path(save_dir), taken)) for p in pixels]
+            elif save_dir is not None and pixels is not None:
                 result["preprocessed"] = str(save_preprocessed(pixels, result["path"], Path(save_dir), taken))
             yield result
 
 
 def classify(
-    model: runtime.Model, paths: list[str], *, top_k: int = 3, save_dir: str | Path | None = None, jobs: int = 1
+    model: runtime.Model, paths: list[str], *, top_k: int = 3, save_dir: str | Path | None = None, jobs: int = 1,
+    count: tuple[int, int] | None = None,
 ) -> list[dict]:
     """`classify_stream` as a list."""
-    return list(classify_stream(model, paths, top_k=top_k, save_dir=save_dir, jobs=jobs))
+    return list(classify_stream(model, paths, top_k=top_k, save_dir=save_dir, jobs=jobs, count=count))
 
 
 def save_preprocessed(img: np.ndarray, source: str, save_dir: Path, taken: set[str] | None = None) -> Path:

@@ -44,9 +44,9 @@ class PreprocessError(ImageError):
     """This image cannot be turned into a digit; the message is one line for the user."""
 
 
-def open_image(source: str | Path | bytes) -> Image.Image:
+def open_image(source: str | Path | bytes, side: int = WORK_SIDE) -> Image.Image:
     """Decode any Pillow format by content (a file's path, or its bytes), the first frame, EXIF
-    orientation applied; JPEGs at the reduced scale closest above WORK_SIDE. Pillow's own limits are
+    orientation applied; JPEGs at the reduced scale closest above `side`. Pillow's own limits are
     left as they are: the size is checked here from the header."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
@@ -71,7 +71,7 @@ def open_image(source: str | Path | bytes) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(source) as im:  # reads the header only
-                return _decode(im)
+                return _decode(im, side)
     except UnidentifiedImageError:
         raise PreprocessError("not an image (unrecognised content)") from None
     except OSError as e:
@@ -86,32 +86,33 @@ def open_image(source: str | Path | bytes) -> Image.Image:
         raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
 
 
-def _decode(im: Image.Image) -> Image.Image:
+def _decode(im: Image.Image, side: int) -> Image.Image:
     if im.width * im.height > MAX_PIXELS:
         raise Image.DecompressionBombError
     im.seek(0)  # first frame of an animation
     if im.format == "JPEG":
-        im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (WORK_SIDE, WORK_SIDE))
+        im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (side, side))
     im.load()
     return ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
 
 
-def load_gray(path: str | Path | bytes) -> np.ndarray:
-    """Image file (or its bytes) -> float32 [H, W] in [0, 1] at the working resolution (transparency composited)."""
-    im = open_image(path)
+def load_gray(path: str | Path | bytes, side: int = WORK_SIDE) -> np.ndarray:
+    """Image file (or its bytes) -> float32 [H, W] in [0, 1], the longer side brought to about `side`
+    (transparency composited)."""
+    im = open_image(path, side)
     try:
-        return work_gray(im)
+        return work_gray(im, side)
     except Exception as e:  # Pillow's conversions of a decoded but odd image (mode, palette, bands)
         raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
 
 
-def work_factor(width: int, height: int) -> int:
-    """The integer reduction that brings the longer side to about WORK_SIDE (1: none)."""
-    return max(1, round(max(width, height) / WORK_SIDE))
+def work_factor(width: int, height: int, side: int = WORK_SIDE) -> int:
+    """The integer reduction that brings the longer side to about `side` (1: none)."""
+    return max(1, round(max(width, height) / side))
 
 
-def work_gray(im: Image.Image) -> np.ndarray:
-    """A decoded Pillow image -> grayscale float32 [H, W] in [0, 1], reduced to the working size."""
+def work_gray(im: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
+    """A decoded Pillow image -> grayscale float32 [H, W] in [0, 1], the longer side reduced to about `side`."""
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -123,7 +124,7 @@ def work_gray(im: Image.Image) -> np.ndarray:
         im = im.convert("RGBA")
     elif im.mode not in ("L", "RGBA"):
         im = (im.convert("RGB") if im.mode in ("LAB", "HSV") else im).convert("L")  # Pillow has no LAB/HSV -> L
-    factor = work_factor(*im.size)
+    factor = work_factor(*im.size, side)
     if factor >= 2:
         im = im.reduce(factor)  # box filter in C, partial blocks at the edges averaged over what they hold
     if im.mode == "RGBA":
@@ -180,10 +181,10 @@ def _enlarge_tiny(gray: np.ndarray) -> np.ndarray:
     if max(h, w) >= MIN_SIDE:
         return gray
     scale = MIN_SIDE / max(h, w)
-    return _bilinear(gray, max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5)))  # halves up, as JS's Math.round
+    return bilinear(gray, max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5)))  # halves up, as JS's Math.round
 
 
-def _bilinear(small: np.ndarray, h: int, w: int) -> np.ndarray:
+def bilinear(small: np.ndarray, h: int, w: int) -> np.ndarray:
     """Bilinear resize, pixel centres aligned, edges clamped."""
     def axis(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pos = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0, n_in - 1)
@@ -299,8 +300,14 @@ def background_field(x: np.ndarray) -> np.ndarray:
 
 
 def normalize_ink(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
+    """-> ink in (0, 1] on a 0 background (`ink_image`), then everything that is not the digit taken
+    off (`keep_digit`)."""
+    return keep_digit(ink_image(gray), notes)
+
+
+def ink_image(gray: np.ndarray) -> np.ndarray:
     """-> ink in (0, 1] on a 0 background: polarity, lighting, contrast, faint ruled lines and paper
-    texture taken off, then everything that is not the digit (`keep_digit`)."""
+    texture taken off."""
     x = 1.0 - gray if ink_is_dark(gray) else gray
     x = x - background_field(x)
     ink = _kth(x.ravel(), x.size - 1 - x.size // 1000)  # the 99.9th percentile
@@ -312,7 +319,7 @@ def normalize_ink(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
     rules[rules >= 0.5] = 0.0  # (or fills it: then it is ink, not a faint line)
     x = np.maximum(x - rules[:, None], 0.0)
     x[x < INK_LEVEL] = 0.0
-    return keep_digit(x, notes)
+    return x
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -370,18 +377,20 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     """Erase what is not part of the digit: specks (components with under MIN_PART of the largest
     one's ink), ruled lines (a flat component at least half the image wide), box lines along the
-    edges (a form's cell: `_edge_lines`), and pieces of neighbouring digits (a component beside the
+    edges (a form's cell: `edge_lines`), and pieces of neighbouring digits (a component beside the
     digit, not overlapping its columns, cut by the left or right edge). `notes["digits"]` receives how
     many digit-sized marks stand side by side (more than 1: the picture holds several digits).
-    Works in place, as `_edge_lines` does: `x` is normalize_ink's own array."""
+    Works in place, as `edge_lines` does: `x` is normalize_ink's own array."""
     mask = x > 0
-    if _edge_lines(x, mask):
+    if edge_lines(x, mask):
         mask = x > 0
     h, w = x.shape
     ys, starts, ends, comp, boxes = components(mask)
     n = len(boxes)
     if notes is not None:
         notes["digits"] = int(n > 0)
+        if n == 1:
+            notes["box"] = boxes[0].tolist()
     if n <= 1:
         return x
     csum = np.concatenate([np.zeros((h, 1), np.float32), np.cumsum(x, axis=1, dtype=np.float32)], axis=1)
@@ -404,13 +413,14 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
         tall = bottom - top + 1 >= 0.5 * (main_bottom - main_top + 1)
         others = keep & side_by_side & tall & (ink >= 0.2 * ink[main]) & (np.arange(n) != main)
         notes["digits"] = 1 + int(others.sum())
+        notes["box"] = boxes[main].tolist()
     dropped = ~keep[comp]
     for y, s, e in zip(ys[dropped].tolist(), starts[dropped].tolist(), ends[dropped].tolist()):
         x[y, s:e] = 0.0
     return x
 
 
-def _edge_lines(x: np.ndarray, mask: np.ndarray) -> bool:
+def edge_lines(x: np.ndarray, mask: np.ndarray) -> bool:
     """Erase box lines left at the edges of a crop (a form's cell) in place: a band of rows (columns) within the outer
     15% inked across at least 90% of the width (height), thinner than half the ink's stroke width,
     with at most half that coverage just inside it (a straight line, not the round top of a 0). A
@@ -510,7 +520,12 @@ def to_mnist(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
     `notes`, a dict, receives what was seen on the way ("digits": how many side by side)."""
     if is_mnist_form(gray):
         return gray.astype(np.float32)
-    x = normalize_ink(_enlarge_tiny(gray), notes)
+    return fit_frame(normalize_ink(_enlarge_tiny(gray), notes))
+
+
+def fit_frame(x: np.ndarray) -> np.ndarray:
+    """One digit's ink alone (0 elsewhere) -> MNIST form: cropped to the ink, stroke brought near
+    MNIST's, fitted in 20x20 keeping the aspect ratio, placed in 28x28 by the centre of mass."""
     rows = np.flatnonzero(x.any(axis=1))
     cols = np.flatnonzero(x.any(axis=0))
     if len(rows) == 0:
@@ -556,27 +571,43 @@ def is_image_head(head: bytes) -> bool:
     return head.startswith(SIGNATURES) or netpbm or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-Prepared = tuple[np.ndarray | None, int, str | None]  # (pixels, digits side by side, error): one of the two is None
+Prepared = tuple  # (pixels or a segment.Lattice, digits side by side, error): one of the two is None
 
 
-def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY, only_images: bool = False) -> Prepared | None:
+def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY, only_images: bool = False,
+                count: tuple[int, int] | None = None) -> Prepared | None:
     """`preprocess` of one file (its path or its bytes), as `infer`'s workers and the Ray reader run it:
-    (pixels, how many digits side by side, None) or (None, 0, the one-line error); None, no result at
-    all, when `only_images` and the file is no image (a file found in a directory, not named)."""
+    (pixels, how many digits side by side, None), or (a segment.Lattice, ..., None) for a picture
+    that holds a line of digits, or (None, 0, the one-line error); None, no result at all, when
+    `only_images` and the file is no image (a file found in a directory, not named). `count` (least,
+    most digits): (1, 1) reads one digit whatever the picture holds."""
     if only_images:
         is_bytes = isinstance(source, (bytes, bytearray, memoryview))
         if not (is_image_head(source[:16]) if is_bytes else looks_like_image(source)):
             return None
     notes: dict = {}
     try:
-        return for_model(load_gray(source), polarity, notes), notes.get("digits", 1), None
+        gray = load_gray(source)
+        pixels = for_model(gray, polarity, notes)
+        digits = notes.get("digits", 1)
+        if count != (1, 1) and not is_mnist_form(gray):
+            from edgemnist import segment  # segment builds on this module
+
+            if segment.is_line(digits, notes.get("box")):
+                lat = segment.line_of(source, gray, notes["box"])
+                if polarity == "dark-on-light":
+                    lat.pieces = 1.0 - lat.pieces
+                lat.single = pixels if digits == 1 else None  # one wide mark: read as one digit, today's answer
+                return lat, digits, None
+        return pixels, digits, None
     except PreprocessError as e:
         return None, 0, str(e)
 
 
-def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY) -> list[Prepared | None]:
+def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY,
+            count: tuple[int, int] | None = None) -> list[Prepared | None]:
     """`prepare_one` for a chunk of (path, only if an image): the unit of work of `infer`'s worker processes."""
-    return [prepare_one(path, polarity, only_images) for path, only_images in items]
+    return [prepare_one(path, polarity, only_images, count) for path, only_images in items]
 
 
 def preprocess(path: str | Path, polarity: str = contract.POLARITY, notes: dict | None = None) -> np.ndarray:

@@ -68,9 +68,9 @@ class Reader:
     "bytes" or a "named" flag, read here) -> pyarrow table of results (results.COLUMNS). The model is opened once
     per actor from `model` (its bytes), with one onnxruntime thread: the actor's core goes to preprocessing."""
 
-    def __init__(self, model: bytes, name: str, top_k: int = 3, provider: str = "cpu"):
+    def __init__(self, model: bytes, name: str, top_k: int = 3, provider: str = "cpu", count: tuple[int, int] | None = None):
         self.model = runtime.open_model(name, provider, 1, quiet=True, blob=model)
-        self.top_k = top_k
+        self.top_k, self.count = top_k, count
 
     def __call__(self, batch):
         paths = batch.column("path").to_pylist()
@@ -78,8 +78,8 @@ class Reader:
             items = [(blob, True) for blob in batch.column("bytes").to_pylist()]
         else:  # local files listed as `infer` lists them, opened here
             items = [(path, not named) for path, named in zip(paths, batch.column("named").to_pylist())]
-        prepared = [prepare_one(source, self.model.polarity, only_images) for source, only_images in items]
-        rows = list(answers.for_prepared(self.model, paths, prepared, self.top_k))
+        prepared = [prepare_one(source, self.model.polarity, only_images, self.count) for source, only_images in items]
+        rows = list(answers.for_prepared(self.model, paths, prepared, self.top_k, self.count))
         return results.table(rows)
 
 
@@ -104,7 +104,7 @@ def source(items: Sequence[str]):
 
 
 def dataset(items: Sequence[str], model: runtime.Model | str | os.PathLike | None = None, *, top_k: int = 3,
-            actors: int | None = None, provider: str = "cpu"):
+            actors: int | None = None, provider: str = "cpu", count: tuple[int, int] | None = None):
     """The whole pipeline on the running Ray (`connect` first, or Ray starts a local one): files ->
     results (results.COLUMNS), lazily, as a ray.data.Dataset. `model`: opened already (its contract, digest
     and gate checked), a path, or None for the model `infer` would pick. `provider`: the actors'."""
@@ -115,7 +115,8 @@ def dataset(items: Sequence[str], model: runtime.Model | str | os.PathLike | Non
         raise UserError(f"{model.path} changed on disk while it was being opened: run again")
     plan = Plan.for_cpus(cluster_cpus(), actors)
     return source(items).map_batches(
-        Reader, fn_constructor_kwargs={"model": blob, "name": str(model.path), "top_k": top_k, "provider": provider},
+        Reader, fn_constructor_kwargs={"model": blob, "name": str(model.path), "top_k": top_k, "provider": provider,
+                                  "count": count},
         batch_size=BATCH, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=plan.actors),
         num_cpus=plan.actor_cpus,
     )
@@ -169,9 +170,10 @@ def cluster_cpus() -> float:
     return ray.cluster_resources().get("CPU", 0)
 
 
-def classify_stream(items: Sequence[str], model: runtime.Model, *, top_k: int = 3, actors: int | None = None) -> Iterator[dict]:
+def classify_stream(items: Sequence[str], model: runtime.Model, *, top_k: int = 3, actors: int | None = None,
+                    count: tuple[int, int] | None = None) -> Iterator[dict]:
     """`infer.classify_stream` on the Ray `connect`ed to: one result dict per picture ({"path",
     "label", "confidence", "sure"[, "note"]} or {"path", "error"}) as batches finish, in no set order."""
-    for batch in dataset(items, model, top_k=top_k, actors=actors).iter_batches(batch_format="pyarrow", batch_size=None):
+    for batch in dataset(items, model, top_k=top_k, actors=actors, count=count).iter_batches(batch_format="pyarrow", batch_size=None):
         for row in batch.to_pylist():
             yield {k: v for k, v in row.items() if v is not None}

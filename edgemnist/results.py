@@ -15,7 +15,7 @@ from typing import Callable
 
 from edgemnist import UserError, atomic
 
-COLUMNS = ("path", "label", "confidence", "sure", "note", "error")
+COLUMNS = ("path", "number", "label", "confidence", "sure", "note", "error")
 FORMATS = (".jsonl", ".parquet")
 ROW_GROUP = 50_000  # Parquet rows per write: bounded memory however many pictures
 
@@ -41,7 +41,7 @@ def pyarrow():
 def table(rows: Sequence[dict]):
     """Result dicts -> a pyarrow table of COLUMNS (null where a row has no such field)."""
     pa = pyarrow()
-    types = {"path": pa.string(), "label": pa.int8(), "confidence": pa.float64(), "sure": pa.bool_(),
+    types = {"path": pa.string(), "number": pa.string(), "label": pa.int8(), "confidence": pa.float64(), "sure": pa.bool_(),
              "note": pa.string(), "error": pa.string()}
     return pa.table({c: pa.array([r.get(c) for r in rows], types[c]) for c in COLUMNS})
 

@@ -109,7 +109,7 @@ export function isMnistForm(g) {
   return g.w === FRAME && g.h === FRAME && median(ring(g, 0.05)) < 0.1;
 }
 
-// Bilinear resize, pixel centres aligned, edges clamped (preprocess._bilinear).
+// Bilinear resize, pixel centres aligned, edges clamped (preprocess.bilinear).
 function bilinear(g, h, w) {
   const axis = (nOut, nIn) => Array.from({ length: nOut }, (_, i) => {
     const pos = Math.min(nIn - 1, Math.max(0, (i + 0.5) * (nIn / nOut) - 0.5));
@@ -324,7 +324,7 @@ function keepDigit(x, notes) {
   return x;
 }
 
-// preprocess._edge_lines: a form's box lines along the edges (in place).
+// preprocess.edge_lines: a form's box lines along the edges (in place).
 function edgeLines(x) {
   const { w, h, a } = x, rows = new Float64Array(h), cols = new Float64Array(w);
   for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) if (a[y * w + c] > 0) { rows[y]++; cols[c]++; }

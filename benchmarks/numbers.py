@@ -1,0 +1,92 @@
+"""Whole numbers read by `edgemnist infer`: pictures of 2-6 handwritten digits in one line, built from
+MNIST *test* digits (testkit/numbers.py), for each kind the share of numbers read whole and right, the
+share answered "sure", and the share of wrong answers marked sure; then the time from file to answer
+of a five-digit 640x480 photo against a one-digit photo of the same size.
+
+    python -m benchmarks.numbers [--n 400] [--slice tuning|held-out] [--kinds gaps,close,touching,zip,photo]
+                                 [--model exported/mlp.int8.onnx] [--rounds 200]
+
+The segmentation was tuned on the `tuning` slice (test digits 0-4999); `held-out` (5000-9999) is measured,
+never tuned on. Each kind is read by one `edgemnist infer --json` process, as a user runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgemnist import data, runtime
+from edgemnist.bench import interleaved
+from edgemnist.cpu import cpu_info, describe
+from edgemnist.preprocess import prepare_one
+from testkit import numbers, realworld
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def accuracy(paths: list[str], want: list[str], model: str) -> dict:
+    """One `infer --json` run over the pictures -> right, sure, wrong-but-sure shares."""
+    run = subprocess.run([sys.executable, "-m", "edgemnist", "infer", "--json", "--model", model, *paths],
+                         capture_output=True, text=True, cwd=ROOT)
+    rows = {r["path"]: r for r in map(json.loads, run.stdout.splitlines())}
+    got = [rows[p] for p in paths]
+    right = [r.get("number") == w for r, w in zip(got, want)]
+    sure = [bool(r.get("sure")) for r in got]
+    return {"n": len(paths), "right": float(np.mean(right)), "sure": float(np.mean(sure)),
+            "wrong_but_sure": float(np.mean([s and not ok for s, ok in zip(sure, right)]))}
+
+
+def timing(mnist, tmp: Path, model: runtime.Model, rounds: int) -> dict:
+    """p50 seconds, file to answer, of a five-digit and a one-digit 640x480 photo (20 of each), side by side."""
+    from edgemnist.answers import for_prepared
+
+    rng = np.random.default_rng(7)
+    five = [str(numbers.render([mnist.test_images[i] for i in rng.choice(5000, 5) + 5000], "photo", rng, tmp / f"p5_{j}"))
+            for j in range(20)]
+    one = [str(realworld.render(mnist.test_images[5000 + j], rng, tmp / f"p1_{j}", size=(640, 480), kind="photo", fmt="jpeg"))
+           for j in range(20)]
+
+    def read(path: str) -> None:
+        list(for_prepared(model, [path], [prepare_one(path, model.polarity)]))
+
+    calls = {(kind, j): (lambda p=p: read(p)) for kind, paths in (("five", five), ("one", one)) for j, p in enumerate(paths)}
+    us = interleaved(calls, 0.0, rounds, warmup=1, seed=3, group=lambda key: key[1])
+    p50 = {kind: float(np.median(np.concatenate([v for (k, _), v in us.items() if k == kind]))) / 1e6 for kind in ("five", "one")}
+    return {"five_digit_photo_s": p50["five"], "one_digit_photo_s": p50["one"], "ratio": p50["five"] / p50["one"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=400, help="pictures per kind")
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--slice", choices=["tuning", "held-out"], default="held-out")
+    parser.add_argument("--kinds", default=",".join(numbers.KINDS))
+    parser.add_argument("--model", default=str(ROOT / "exported/mlp.int8.onnx"))
+    parser.add_argument("--rounds", type=int, default=20, help="timing rounds (0: no timing)")
+    args = parser.parse_args()
+    part = realworld.TUNING if args.slice == "tuning" else realworld.HELD_OUT
+    mnist = data.load(quiet=True)
+    print(f"CPU: {describe(cpu_info())}; model {args.model}; {args.slice} slice, {args.n} numbers per kind")
+    print(f"{'kind':10} {'right':>7} {'sure':>7} {'wrong but sure':>15}")
+    report: dict = {"cpu": describe(cpu_info()), "slice": args.slice, "kinds": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.kinds.split(","):
+            paths, want = numbers.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp) / kind, kind,
+                                        seed=args.seed, part=part)
+            r = report["kinds"][kind] = accuracy(paths, want, args.model)
+            print(f"{kind:10} {r['right']:7.1%} {r['sure']:7.1%} {r['wrong_but_sure']:15.1%}")
+        if args.rounds:
+            t = report["timing"] = timing(mnist, Path(tmp), runtime.open_model(args.model, quiet=True), args.rounds)
+            print(f"file to answer, p50: five-digit photo {t['five_digit_photo_s'] * 1e3:.2f} ms, "
+                  f"one-digit photo {t['one_digit_photo_s'] * 1e3:.2f} ms: {t['ratio']:.2f}x")
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

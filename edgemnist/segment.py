@@ -1,0 +1,317 @@
+"""A line of digits -> the pieces that may be digits, and the ways to read the line from them.  [runtime side]
+
+The ink (preprocess.ink_image) is split into connected components. Specks and flat marks (a ruled
+line, an underline, a dash) go; so do marks much shorter than the line (a decimal point, a comma).
+The slant of the writing is measured from the components' own second moments and columns are
+taken along it, so slanted neighbours do not share columns. Components that share most of their
+columns are one digit (a 5's flag, a 7's crossbar, a pen lift). A mark wider than a digit may be
+several touching digits: it gets candidate cuts where little ink crosses a column.
+
+What lies between two neighbouring cuts (or mark edges) is an atom; a piece is a run of one to
+MAX_SPAN atoms: part of a mark, a whole mark, or neighbouring whole marks (a digit broken in two
+side by side). Each piece becomes a 28x28 picture; the model scores all of them as one batch, and
+`read` keeps the parse, a path of pieces across the line, with the best joint score: each piece's
+log-probability, a prior on its aspect for the digit read, and a cost per piece. Its runner-up
+tells how close another parse came. The numbers live in webapp/preprocess.json, read by the page's
+port too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgemnist import preprocess as pp
+
+PARAMS = json.loads((Path(__file__).parent / "webapp" / "preprocess.json").read_text())["segment"]
+
+
+@dataclass
+class Lattice:
+    """The pieces of one picture and where they lie on the line of atoms."""
+
+    pieces: np.ndarray  # [P, 28, 28] MNIST form, light on dark
+    spans: list[tuple[int, int]]  # each piece's atoms, [first, last + 1)
+    boxes: list[tuple[int, int, int, int]]  # each piece's ink box in the input picture's pixels: x, y, w, h
+    aspects: list[float]  # each piece's width / height (for the prior)
+    cuts: list[int]  # how many of each piece's two ends are cuts through ink (0: a mark's own edges)
+    marks: list[int]  # how many marks each piece joins (more than 1: a digit written in parts side by side)
+    atoms: int
+    single: np.ndarray | None = None  # one wide mark: the 28x28 of the single-digit path, its answer if read as one digit
+
+
+@dataclass
+class Parse:
+    """A reading of the line: which pieces, which digit each, and how it scored against the runner-up."""
+
+    pieces: list[int]
+    labels: list[int]
+    score: float
+    margin: float  # by how much the model's evidence favours it over the best parse of other pieces (inf: none)
+
+
+def _pixels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ink pixels of a mask and their component: (rows, columns, component), raster order."""
+    ys, starts, ends, comp, _ = pp.components(mask)
+    lengths = ends - starts
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    cols = np.arange(int(lengths.sum())) - offsets + np.repeat(starts, lengths)
+    return np.repeat(ys, lengths), cols, np.repeat(comp, lengths)
+
+
+def _slant(rows: np.ndarray, cols: np.ndarray, comp: np.ndarray, tall: np.ndarray) -> float:
+    """Columns per row of the writing's slant, pooled over the tall components' centred second moments."""
+    keep = tall[comp]
+    if not keep.any():
+        return 0.0
+    r, c, k = rows[keep].astype(np.float64), cols[keep].astype(np.float64), comp[keep]
+    n = np.bincount(k)
+    nz = np.maximum(n, 1)
+    dr = r - (np.bincount(k, r) / nz)[k]
+    dc = c - (np.bincount(k, c) / nz)[k]
+    vr = float(dr @ dr)
+    s = float(dr @ dc) / vr if vr > 0 else 0.0
+    return float(np.clip(s, -PARAMS["max_slant"], PARAMS["max_slant"]))
+
+
+def _groups(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Components sharing at least `same_digit` of the narrower one's columns -> one group: a group
+    number per component, groups numbered left to right."""
+    n = len(left)
+    parent = np.arange(n)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    order = np.argsort(left, kind="stable")
+    for a_i, a in enumerate(order):
+        for b in order[a_i + 1 :]:
+            if left[b] > right[a]:
+                break
+            shared = min(right[a], right[b]) - left[b] + 1
+            if shared >= PARAMS["same_digit"] * min(right[a] - left[a] + 1, right[b] - left[b] + 1):
+                parent[root(int(b))] = root(int(a))
+    roots = np.array([root(i) for i in range(n)])
+    firsts = {r: left[roots == r].min() for r in set(roots.tolist())}
+    rank = {r: i for i, r in enumerate(sorted(firsts, key=firsts.get))}
+    return np.array([rank[r] for r in roots.tolist()], np.int64)
+
+
+def _cuts(profile: np.ndarray, height: float) -> list[int]:
+    """Candidate cuts in a wide group: columns where the ink across is a local minimum, at least a
+    narrow digit's width from the ends and from each other, fewest ink first, at most `max_cuts`."""
+    w = len(profile)
+    least = max(1, int(round(PARAMS["min_piece"] * height)))
+    if w < 2 * least:
+        return []
+    p = np.concatenate([[np.inf], profile, [np.inf]])
+    minima = [c for c in range(least, w - least + 1) if p[c + 1] <= p[c] and p[c + 1] <= p[c + 2]]
+    chosen: list[int] = []
+    for c in sorted(minima, key=lambda c: (profile[c], c)):
+        if all(abs(c - o) >= least for o in chosen):
+            chosen.append(c)
+        if len(chosen) == PARAMS["max_cuts"]:
+            break
+    return sorted(chosen)
+
+
+def lattice(x: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> Lattice:
+    """Ink in (0, 1] on 0 (preprocess.ink_image, box lines already off) -> the pieces and their spans.
+    `scale`: input-picture pixels per pixel of `x`, down and across, for the boxes."""
+    rows, cols, comp = _pixels(x > 0)
+    if len(rows) == 0:
+        raise pp.PreprocessError("no digit found (blank or featureless image)")
+    n = int(comp.max()) + 1
+    ink = np.bincount(comp, x[rows, cols], minlength=n)
+    top, bottom = _extent(comp, rows, n)
+    height = bottom - top + 1
+    keep = ink >= PARAMS["speck"] * ink.max()
+    line = _line_height(height[keep])
+    flat = (height <= PARAMS["mark_height"] * line) & (_extent(comp, cols, n)[1] - _extent(comp, cols, n)[0] + 1 >= 1.5 * height)
+    keep &= ~flat
+    slant = _slant(rows, cols, comp, keep & (height >= 0.5 * line))
+    centre = float(rows[keep[comp]].mean())
+    sheared = cols - np.round(slant * (rows - centre)).astype(np.int64)
+    sheared -= sheared.min()
+    left, right = _extent(comp, sheared, n)
+    kept = np.flatnonzero(keep)
+    if len(kept) > PARAMS["max_marks"]:
+        raise pp.PreprocessError(f"{len(kept)} marks in one line: too many to read as a number (at most {PARAMS['max_marks']})")
+    group_of = np.full(n, -1)
+    group_of[kept] = _groups(left[kept], right[kept])
+    pix = keep[comp]
+    rows, cols, sheared, g = rows[pix], cols[pix], sheared[pix], group_of[comp[pix]]
+    g_top, g_bottom = _extent(g, rows, int(g.max()) + 1)
+    tall = np.flatnonzero(g_bottom - g_top + 1 > PARAMS["mark_height"] * line)  # the rest: points, commas, dashes
+    if len(tall) == 0:
+        raise pp.PreprocessError("no digit found (blank or featureless image)")
+    remap = np.full(int(g.max()) + 1, -1)
+    remap[tall] = np.arange(len(tall))
+    g = remap[g]
+    pix = g >= 0
+    rows, cols, sheared, g = rows[pix], cols[pix], sheared[pix], g[pix]
+    atoms = _atoms(x, rows, sheared, g, line)
+    return _pieces(x, rows, cols, sheared, g, atoms, line, scale)
+
+
+def _extent(labels: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per label, the least and greatest value."""
+    lo = np.full(n, np.iinfo(np.int64).max)
+    hi = np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(lo, labels, values)
+    np.maximum.at(hi, labels, values)
+    return lo, hi
+
+
+def _line_height(heights: np.ndarray) -> float:
+    """The line's height: the upper median of the marks at least a third as tall as the tallest."""
+    tall = np.sort(heights[heights >= heights.max() / 3])
+    return float(tall[len(tall) // 2])
+
+
+def _atoms(x: np.ndarray, rows: np.ndarray, sheared: np.ndarray, g: np.ndarray, line: float) -> list[tuple[int, int, int]]:
+    """(group, first sheared column, one past the last) of each atom, left to right."""
+    out = []
+    for k in range(int(g.max()) + 1):
+        sel = g == k
+        c = sheared[sel]
+        lo, hi = int(c.min()), int(c.max()) + 1
+        cuts: list[int] = []
+        if hi - lo > PARAMS["cut_from"] * line:
+            profile = np.bincount(c - lo, np.ones(len(c)), minlength=hi - lo)
+            cuts = [lo + b for b in _cuts(profile, line)]
+        edges = [lo, *cuts, hi]
+        out += [(k, a, b) for a, b in zip(edges[:-1], edges[1:])]
+    return out
+
+
+def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
+    """Each admissible run of atoms -> its 28x28 picture, box and aspect."""
+    spans, pictures, boxes, aspects, cuts, marks = [], [], [], [], [], []
+    first = {}
+    for i, a in enumerate(atoms):
+        first.setdefault(a[0], i)
+    last = {a[0]: i for i, a in enumerate(atoms)}
+    for i in range(len(atoms)):
+        for j in range(i + 1, len(atoms) + 1):
+            run = atoms[i:j]
+            groups = {a[0] for a in run}
+            whole_marks = first[run[0][0]] == i and last[run[-1][0]] == j - 1
+            if len(groups) > 1 and not whole_marks:
+                break  # part of a mark with part of another: never one digit
+            width = max(a[2] for a in run) - min(a[1] for a in run)
+            one_mark = len(groups) == 1 and whole_marks
+            if not one_mark and ((len(groups) > 1 and j - i > PARAMS["max_span"]) or width > PARAMS["max_piece"] * line):
+                if len(groups) > 1 or last[run[0][0]] < j:
+                    break
+                continue  # a whole mark is always a piece, however wide
+            sel = np.zeros(len(rows), bool)
+            for k, a, b in run:
+                sel |= (g == k) & (sheared >= a) & (sheared < b)
+            r, c = rows[sel], cols[sel]
+            t, lft = int(r.min()), int(c.min())
+            h, w = int(r.max()) - t + 1, int(c.max()) - lft + 1
+            ink = np.zeros((h, w), np.float32)
+            ink[r - t, c - lft] = x[r, c]
+            pictures.append(pp.fit_frame(ink))
+            spans.append((i, j))
+            sy, sx = scale
+            boxes.append((int(lft * sx), int(t * sy), max(1, round(w * sx)), max(1, round(h * sy))))
+            aspects.append(w / h)
+            cuts.append(int(first[run[0][0]] != i) + int(last[run[-1][0]] != j - 1))
+            marks.append(len(groups))
+    return Lattice(np.stack(pictures), spans, boxes, aspects, cuts, marks, len(atoms))
+
+
+def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = None) -> Parse | None:
+    """The best parse of the line for the model's log-probabilities of every piece ([P, 10]); `count`
+    (least, most) holds the number of digits. None: no parse fits `count`. The runner-up is scored
+    without the cost of cuts: a cut that the model alone finds as good as no cut makes the parse
+    doubtful, whichever way the costs tipped it."""
+    mean, sd = np.array(PARAMS["aspect_log_mean"]), np.array(PARAMS["aspect_log_sd"])
+    prior = -0.5 * ((np.log(np.array(lat.aspects))[:, None] - mean) / sd) ** 2
+    join = PARAMS["join_cost"] * (np.array(lat.marks, np.float64)[:, None] - 1)
+    evidence = logprobs + PARAMS["aspect_weight"] * prior + join + PARAMS["piece_cost"]
+    cut = 0.5 * PARAMS["cut_cost"] * np.array(lat.cuts, np.float64)  # each cut has two ends
+    labels = evidence.argmax(1)
+    plain = evidence.max(1)
+    least, most = count or (1, lat.atoms)
+    best = _paths(lat, (plain + cut).tolist(), least, most)
+    if not best:
+        return None
+    path = best[0][1]
+    own = float(sum(plain[p] for p in path))
+    others = [s for s, q in _paths(lat, plain.tolist(), least, most) if q != path]
+    return Parse(list(path), [int(labels[p]) for p in path], best[0][0], own - others[0] if others else math.inf)
+
+
+def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tuple[float, tuple[int, ...]]]:
+    """The two best paths of pieces across the line with `least` to `most` pieces: (score, pieces)."""
+    table: dict[tuple[int, int], list[tuple[float, tuple[int, ...]]]] = {(0, 0): [(0.0, ())]}
+    for end in range(1, lat.atoms + 1):
+        for p, (i, j) in enumerate(lat.spans):
+            if j != end:
+                continue
+            for (atom, k), entries in list(table.items()):
+                if atom != i or k >= most:
+                    continue
+                bucket = table.setdefault((end, k + 1), [])
+                bucket += [(s + score[p], path + (p,)) for s, path in entries]
+                bucket.sort(key=lambda e: -e[0])
+                del bucket[2:]
+    return sorted((e for k in range(least, most + 1) for e in table.get((lat.atoms, k), [])), key=lambda e: -e[0])[:2]
+
+
+def is_line(digits: int, box: list[int] | None) -> bool:
+    """The first look (preprocess.keep_digit's notes) saw several digits side by side, or one mark
+    wider than `wide` times its height (touching digits): read the picture as a line."""
+    if digits > 1:
+        return True
+    if box is None:
+        return False
+    top, left, bottom, right = box
+    return right - left + 1 >= PARAMS["wide"] * (bottom - top + 1)
+
+
+def line_of(source, first: np.ndarray, box: list[int]) -> Lattice:
+    """A picture whose first look (`first`, at preprocess's working size, the main mark's `box` there)
+    says it holds a line -> its Lattice. `source` (a path, bytes or a decoded PIL image) is read
+    again at the size that makes the line about `line_height` px tall."""
+    from PIL import Image
+
+    height = box[2] - box[0] + 1
+    target = PARAMS["line_height"]
+    side = max(pp.WORK_SIDE, int(max(first.shape) * target / height))
+    im = source if isinstance(source, Image.Image) else pp.open_image(source, side)
+    gray = pp.work_gray(im, side)
+    grow = min(target / (height * gray.shape[0] / first.shape[0]), 4.0)
+    if grow > 1.2:  # a small picture: strokes need pixels for cuts between them
+        gray = pp.bilinear(gray, round(gray.shape[0] * grow), round(gray.shape[1] * grow))
+    x = pp.ink_image(gray)
+    pp.edge_lines(x, x > 0)
+    return lattice(x, (im.height / gray.shape[0], im.width / gray.shape[1]))
+
+
+def plain(lat: Lattice, piece: int) -> bool:
+    """A piece that is one whole mark no wider than a digit: its reading needs no cut and no join."""
+    return lat.cuts[piece] == 0 and lat.marks[piece] == 1 and lat.aspects[piece] < PARAMS["wide"]
+
+
+def count_range(text: str) -> tuple[int, int]:
+    """"5" or "2-6" (how many digits a picture holds) -> (least, most); UserError otherwise."""
+    from edgemnist import UserError
+
+    least, dash, most = text.strip().partition("-")
+    if not (least.isdigit() and (most.isdigit() or not dash)):
+        raise UserError(f"--digits {text!r}: give a count N or a range N-M (5, or 2-6)")
+    low, high = int(least), int(most or least)
+    if not 1 <= low <= high <= PARAMS["max_marks"]:
+        raise UserError(f"--digits {text!r}: give counts from 1 to {PARAMS['max_marks']}, the smaller first")
+    return low, high

@@ -1,0 +1,152 @@
+"""Numbers read whole: pictures of 2-6 digits in one line (testkit/numbers.py, MNIST test digits of the
+held-out slice) through `infer`, against the numbers they show; the lattice's own invariants; bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgemnist import answers, runtime, segment
+from edgemnist.preprocess import PreprocessError, prepare_one
+from testkit import numbers, realworld
+
+from conftest import cli
+
+# measured with the packaged int8 model on 300 held-out pictures per kind (benchmarks.numbers), minus a margin
+FLOORS = {"gaps": (0.85, 0.03), "photo": (0.85, 0.02), "close": (0.60, 0.04)}  # (right at least, wrong-but-sure at most)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return runtime.open_model(runtime.default_model_path(), quiet=True)
+
+
+@pytest.fixture(scope="module")
+def sets(mnist, tmp_path_factory):
+    root = tmp_path_factory.mktemp("numbers")
+    return {kind: numbers.build(mnist.test_images, mnist.test_labels, 300, root / kind, kind, seed=11, part=realworld.HELD_OUT)
+            for kind in FLOORS}
+
+
+def read(model, paths: list[str], count=None) -> list[dict]:
+    prepared = [prepare_one(p, model.polarity, False, count) for p in paths]
+    return list(answers.for_prepared(model, paths, prepared, 3, count))
+
+
+@pytest.mark.parametrize("kind", list(FLOORS))
+def test_numbers_are_read_whole(model, sets, kind):
+    paths, want = sets[kind]
+    got = read(model, paths)
+    right = np.mean([r.get("number") == w for r, w in zip(got, want)])
+    wrong_sure = np.mean([r.get("sure", False) and r.get("number") != w for r, w in zip(got, want)])
+    least_right, most_wrong_sure = FLOORS[kind]
+    assert right >= least_right, (kind, right)
+    assert wrong_sure <= most_wrong_sure, (kind, wrong_sure)
+
+
+def test_each_digit_has_its_box_in_the_picture(model, mnist, tmp_path):
+    """Where a number is read right, each digit's box lies on the digit drawn: its left edge and width
+    within 3 px at MNIST's scale of the generator's."""
+    records: list[dict] = []
+    paths, want = numbers.build(mnist.test_images, mnist.test_labels, 60, tmp_path, "gaps", seed=3,
+                                part=realworld.HELD_OUT, records=records)
+    checked = 0
+    for r, rec, w in zip(read(model, paths), records, want):
+        if r.get("number") != w:
+            continue
+        tolerance = 3 * rec["scale"]  # the faint anti-aliased rim: ink to the generator, paper to the ink threshold
+        for d, box in zip(r["digits"], rec["boxes"]):
+            assert abs(d["box"][0] - box[0]) <= tolerance and abs(d["box"][2] - box[2]) <= tolerance, (d["box"], box)
+        checked += 1
+    assert checked >= 45
+
+
+def test_one_digit_reads_as_today(model, mnist, tmp_path):
+    """A picture of one digit: the same label and confidence as before, and number/digits beside them."""
+    paths = [str(realworld.render(mnist.test_images[i], np.random.default_rng(i), tmp_path / f"d{i}")) for i in range(5000, 5040)]
+    plain = read(model, paths, (1, 1))
+    default = read(model, paths)
+    for a, b in zip(plain, default):
+        if "error" in a:
+            assert a == b
+            continue
+        assert b["number"] == str(b["label"]) and len(b["digits"]) == 1
+        if "note" not in a:  # one mark: the same answer; a mark wide enough for two digits is not sure
+            assert (a["label"], a["confidence"]) == (b["label"], b["confidence"])
+            assert b["sure"] == a["sure"] or (a["sure"] and not b["sure"] and "box" in b["digits"][0])
+    changed = sum(a.get("sure") != b.get("sure") for a, b in zip(plain, default))
+    assert changed <= 2, changed
+
+
+def test_digits_count_holds_the_parse(model, sets):
+    paths, want = sets["gaps"]
+    five = [(p, w) for p, w in zip(paths, want) if len(w) == 5][:20]
+    got = read(model, [p for p, _ in five], (5, 5))
+    assert all(len(r["number"]) == 5 for r in got if "error" not in r)
+    assert np.mean([r.get("number") == w for r, (_, w) in zip(got, five)]) >= 0.8
+
+
+def test_cli_number_json_and_text(sets, tmp_path):
+    paths, want = sets["gaps"]
+    run = cli("infer", "--json", "--save-preprocessed", str(tmp_path), paths[0])
+    r = json.loads(run.stdout)
+    assert r["number"] == "".join(str(d["label"]) for d in r["digits"])
+    assert r["confidence"] == pytest.approx(np.prod([d["confidence"] for d in r["digits"]]))
+    assert all(len(d["box"]) == 4 and set(d) >= {"label", "confidence", "sure", "top_k"} for d in r["digits"])
+    if len(r["digits"]) > 1:
+        assert len(r["preprocessed"]) == len(r["digits"]) and all(Image.open(p).size == (28, 28) for p in r["preprocessed"])
+    text = cli("infer", paths[0]).stdout
+    assert text.startswith(f"{paths[0]}: {r['number']}  (")
+    assert cli("infer", "--digits", "2-x", paths[0]).returncode == 2
+    assert cli("infer", "--digits", "7-3", paths[0]).returncode == 2
+
+
+def test_count_range():
+    assert segment.count_range("5") == (5, 5) and segment.count_range("2-6") == (2, 6)
+    for bad in ("", "0", "-3", "3-", "a", "5-2", "99"):
+        with pytest.raises(Exception, match="--digits"):
+            segment.count_range(bad)
+
+
+@pytest.mark.parametrize("marks", ["specks", "digits"])
+def test_crowded_pictures_are_one_line_in_bounded_time(model, mnist, tmp_path, marks):
+    """500 specks or 200 digits: an answer or one line of error, within a second, no traceback."""
+    rng = np.random.default_rng(5)
+    if marks == "specks":
+        a = np.full((600, 800), 255, np.uint8)
+        for y, x in zip(rng.integers(0, 597, 500), rng.integers(0, 797, 500)):
+            a[y : y + 3, x : x + 3] = 0
+        path = tmp_path / "specks.png"
+        Image.fromarray(a).save(path)
+    else:
+        ink, _ = numbers.compose([mnist.test_images[i] for i in rng.integers(0, 10000, 200)], [4] * 199, rng)
+        path = tmp_path / "digits.png"
+        Image.fromarray(np.round(255 - ink * 255).astype(np.uint8)).save(path)
+    start = time.perf_counter()
+    got = read(model, [str(path)])[0]
+    assert time.perf_counter() - start <= 1.0
+    assert ("error" in got and "\n" not in got["error"]) or not got["sure"]
+
+
+def test_lattice_covers_every_atom_once(model, sets):
+    """Every parse is a path: its pieces' atoms follow one another from the first to the last."""
+    paths, _ = sets["close"]
+    for p in paths[:30]:
+        prepared = prepare_one(p, model.polarity)
+        lat = prepared[0]
+        if isinstance(lat, np.ndarray):
+            continue
+        logp = np.log(np.full((len(lat.pieces), 10), 0.1))
+        parse = segment.read(lat, logp)
+        spans = [lat.spans[i] for i in parse.pieces]
+        assert spans[0][0] == 0 and spans[-1][1] == lat.atoms
+        assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+
+
+def test_a_blank_line_is_one_error():
+    with pytest.raises(PreprocessError):
+        segment.lattice(np.zeros((40, 200), np.float32))
