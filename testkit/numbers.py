@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from testkit.realworld import INKS, PAPERS, _lighting
+from testkit.realworld import INKS, PAPERS, lighting
 
 KINDS = ("gaps", "close", "touching", "zip", "photo")
 _GAPS = {"gaps": (3, 8), "close": (0, 2), "touching": (-3, -1), "zip": (-1, 6), "photo": (1, 8)}
@@ -88,7 +88,7 @@ def _photo(ink: np.ndarray, rng: np.random.Generator, boxes: list[list[int]], re
     mask = np.asarray(canvas, np.float32)[..., None] / 255.0
     paper = np.array(PAPERS[rng.integers(len(PAPERS))], np.float32)
     ink_rgb = np.array(INKS[rng.integers(4)], np.float32)  # the darker inks: red or grey pencil under shade is unreadable
-    img = (paper * (1 - mask) + ink_rgb * mask) * _lighting(rng, h, w)
+    img = (paper * (1 - mask) + ink_rgb * mask) * lighting(rng, h, w)
     img += rng.normal(0, rng.uniform(1, 6), img.shape)
     for b in boxes:
         b[:] = [round(x0 + b[0] * scale), round(y0 + b[1] * scale), round(b[2] * scale), round(b[3] * scale)]

@@ -72,7 +72,7 @@ def _paper(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return paper
 
 
-def _lighting(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def lighting(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A multiplicative light field: one side darker (a shadow, a lamp), optionally a vignette."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     yy, xx = yy / max(h - 1, 1), xx / max(w - 1, 1)
@@ -109,7 +109,7 @@ def render(digit: np.ndarray, rng: np.random.Generator, out_base: Path, record: 
         paper = _paper(rng, h, w)
     img = paper * (1 - mask[..., None]) + ink_rgb * mask[..., None]
     if style == "photo":
-        img *= _lighting(rng, h, w)
+        img *= lighting(rng, h, w)
     im = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), mode="RGB")
     record["blur"] = bool(rng.random() < 0.35)
     if record["blur"]:  # out of focus, or a soft scan
