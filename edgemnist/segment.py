@@ -288,7 +288,7 @@ def line_of(source, first: np.ndarray, box: list[int]) -> Lattice:
 
     height = box[2] - box[0] + 1
     target = PARAMS["line_height"]
-    side = max(pp.WORK_SIDE, int(max(first.shape) * target / height))
+    side = min(max(pp.WORK_SIDE, int(max(first.shape) * target / height)), PARAMS["max_side"])
     im = source if isinstance(source, Image.Image) else pp.open_image(source, side)
     gray = pp.work_gray(im, side)
     grow = min(target / (height * gray.shape[0] / first.shape[0]), 4.0)

@@ -167,9 +167,9 @@ def test_out_writes_every_result_to_one_jsonl_file_and_prints_the_summary(mnist,
     assert (summary["n"], summary["failed"], summary["out"]) == (6, 1, str(out))
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     want = [json.loads(line) for line in shown.stdout.splitlines()]
-    assert [list(r) for r in rows] == [["path", "label", "confidence", "sure", "note", "error"]] * 6
+    assert [list(r) for r in rows] == [["path", "number", "label", "confidence", "sure", "note", "error"]] * 6
     assert [{k: v for k, v in r.items() if v is not None} for r in rows] == [
-        {k: w[k] for k in ("path", "label", "confidence", "sure", "note", "error") if k in w} for w in want]
+        {k: w[k] for k in ("path", "number", "label", "confidence", "sure", "note", "error") if k in w} for w in want]
     assert sorted(os.listdir(out.parent)) == ["all.jsonl"]  # no temporary file left beside it
     for args, message in (
         (["--out", str(tmp_path / "r.csv")], f"error: --out {tmp_path / 'r.csv'}: give a .jsonl or .parquet file"),
