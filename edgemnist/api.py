@@ -2,6 +2,7 @@
 
     model = edgemnist.load()                     # or load("runs/mlp.int8.onnx", provider="cpu")
     model.classify("digit.png").label            # a path -> one Result
+    model.classify("zip.png", digits=5).number   # a line of digits: one number, each digit with its box
     model.classify(open("digit.png", "rb").read())   # the file's bytes: nothing touches the disk
     model.classify(pil_image)                    # a PIL image
     model.classify(frame)                        # numpy H x W gray or H x W x 3/4, uint8 or float in [0, 1]
@@ -26,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 from edgemnist import ImageError, InputError, contract, runtime
-from edgemnist.answers import answer
-from edgemnist.preprocess import for_model, load_gray, work_gray
+from edgemnist.answers import answer, for_prepared
+from edgemnist.preprocess import read_picture
 
 
 @dataclass(frozen=True)
@@ -51,22 +52,24 @@ class Digit:
 
 @dataclass(frozen=True)
 class Result:
-    """One digit: the label, its calibrated confidence, whether to trust it, all ten probabilities;
-    `number` and `digits` hold the same as a number of one digit."""
+    """What a picture shows: one digit (the label, its calibrated confidence, whether to trust it, all
+    ten probabilities) and the number it makes, digit by digit, with each digit's box for a line."""
 
-    label: int
-    confidence: float
+    label: int | None  # None for a number of several digits
+    confidence: float  # a number's: the product of its digits'
     sure: bool
-    probabilities: list[float]
-    top_k: list[Candidate]  # most probable first
+    probabilities: list[float]  # empty for a number of several digits
+    top_k: list[Candidate]  # most probable first; empty for a number of several digits
     note: str | None = None  # why not sure, when it is not the confidence (several digits side by side)
     number: str = ""
     digits: list[Digit] = field(default_factory=list)
 
     @classmethod
     def from_answer(cls, a: dict) -> Result:
-        digits = [Digit(**(d | {"top_k": [Candidate(k, p) for k, p in d["top_k"]]})) for d in a["digits"]]
-        return cls(**(a | {"top_k": [Candidate(d, p) for d, p in a["top_k"]], "digits": digits}))
+        digits = [Digit(**(d | {"top_k": [Candidate(k, p) for k, p in d["top_k"]], "box": tuple(d["box"]) if "box" in d else None}))
+                  for d in a["digits"]]
+        return cls(label=a["label"], confidence=a["confidence"], sure=a["sure"], probabilities=a.get("probabilities", []),
+                   top_k=[Candidate(d, p) for d, p in a.get("top_k", [])], note=a.get("note"), number=a["number"], digits=digits)
 
 
 class Classifier:
@@ -84,36 +87,60 @@ class Classifier:
         A uint8-input model (`export --input uint8`) takes uint8 pixels as they are."""
         return self.model.logits(_contract_batch(pixels, keep_uint8=self.model.takes_uint8))
 
-    def classify(self, x, top_k: int = 3) -> Result:
-        """One picture -> its Result. A list of pictures or a contract batch: `classify_batch`."""
+    def classify(self, x, top_k: int = 3, digits: int | tuple[int, int] | None = None) -> Result:
+        """One picture -> its Result; a line of digits is read as one number (`Result.number`, `.digits`).
+        `digits`: how many it holds (5, or (2, 6)); 1 reads one digit whatever it holds. A list of
+        pictures or a contract batch: `classify_batch`."""
         if isinstance(x, (list, tuple)) or _is_contract_batch(x):
             raise InputError("classify takes one picture: give a list or an N x 28 x 28 batch to classify_batch")
-        pixels, digits = self._pixels(x)
-        return self._answer(pixels[None], [digits], top_k)[0]
+        count = _count(digits)
+        return self._answer([self._read(x, count)], top_k, count)[0]
 
-    def classify_batch(self, xs, top_k: int = 3) -> list[Result]:
+    def classify_batch(self, xs, top_k: int = 3, digits: int | tuple[int, int] | None = None) -> list[Result]:
         """A list of pictures (any form `classify` takes), or an N x 28 x 28 (N x 1 x 28 x 28) array in the
         MNIST contract -> one Result each, in order, the model run once."""
         if _is_contract_batch(xs):
             batch = _contract_batch(xs)[:, 0]
-            return self._answer(batch, [1] * len(batch), top_k)
+            return [Result.from_answer(a) for a in answer(self.model, batch, [1] * len(batch), top_k)]
         if not isinstance(xs, (list, tuple)):
             raise InputError("classify_batch takes a list of pictures or an N x 28 x 28 array: give one picture to classify")
+        count = _count(digits)
         prepared = []
         for i, item in enumerate(xs):
             try:
-                prepared.append(self._pixels(item))
+                prepared.append(self._read(item, count))
             except (ImageError, InputError) as e:
                 raise type(e)(f"item {i}: {e}") from None
-        return self._answer(np.stack([p for p, _ in prepared]), [n for _, n in prepared], top_k) if prepared else []
+        return self._answer(prepared, top_k, count)
 
-    def _answer(self, pixels: np.ndarray, digits: list[int], top_k: int) -> list[Result]:
-        return [Result.from_answer(a) for a in answer(self.model, pixels, digits, top_k)]
+    def _answer(self, prepared: list[tuple], top_k: int, count: tuple[int, int] | None) -> list[Result]:
+        rows = for_prepared(self.model, [""] * len(prepared), [(p, n, None) for p, n in prepared], top_k, count)
+        out = []
+        for i, a in enumerate(rows):
+            if "error" in a:  # no parse with the digits asked for
+                raise ImageError(a["error"] if len(prepared) == 1 else f"item {i}: {a['error']}")
+            out.append(Result.from_answer(a))
+        return out
 
-    def _pixels(self, x) -> tuple[np.ndarray, int]:
-        """One picture -> (28x28 float32 in the model's polarity, digits side by side)."""
-        notes: dict = {}
-        return for_model(_gray(x), self.model.polarity, notes), notes.get("digits", 1)
+    def _read(self, x, count: tuple[int, int] | None) -> tuple:
+        """One picture -> (28x28 float32 in the model's polarity, or a segment.Lattice; digits side by side)."""
+        source = _source(x)
+        try:
+            return read_picture(source, self.model.polarity, count)
+        except ImageError as e:
+            if isinstance(source, Path):
+                raise type(e)(f"{x}: {e}") from None
+            raise
+
+
+def _count(digits: int | tuple[int, int] | None) -> tuple[int, int] | None:
+    """`digits` as (least, most); InputError when it is no count."""
+    if digits is None:
+        return None
+    low, high = (digits, digits) if isinstance(digits, int) else tuple(digits)
+    if not (isinstance(low, int) and isinstance(high, int) and 1 <= low <= high):
+        raise InputError(f"digits is a count (5) or a range (2, 6), the smaller first: got {digits!r}")
+    return low, high
 
 
 def _is_contract_batch(x) -> bool:
@@ -121,21 +148,18 @@ def _is_contract_batch(x) -> bool:
     return isinstance(x, np.ndarray) and (x.ndim == 4 or (x.ndim == 3 and x.shape[1:] == (side, side)))
 
 
-def _gray(x) -> np.ndarray:
-    """Any one picture -> grayscale float32 at the working resolution, as `infer` reads files."""
+def _source(x):
+    """Any one picture -> what preprocess.read_picture takes: bytes, a Path, or a PIL image."""
     if isinstance(x, (bytes, bytearray, memoryview)):
-        return load_gray(x)
+        return bytes(x)
     if isinstance(x, (str, os.PathLike)):
-        try:
-            return load_gray(Path(x))
-        except ImageError as e:
-            raise type(e)(f"{x}: {e}") from None
+        return Path(x)
     if isinstance(x, Image.Image):
         if x.width * x.height == 0:
             raise ImageError("empty image")
-        return work_gray(x)
+        return x
     if isinstance(x, np.ndarray):
-        return work_gray(Image.fromarray(_as_uint8(x)))
+        return Image.fromarray(_as_uint8(x))
     raise InputError(f"cannot classify a {type(x).__name__}: give a path, bytes, a PIL image or a numpy array")
 
 

@@ -123,6 +123,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = TrainConfig.seed,
     holdout: Annotated[int, typer.Option(help="Training images held out of training; export fits the confidence temperature on them.")] = TrainConfig.holdout,
     variants: Annotated[int, typer.Option(help="Pen-stroke digits in handwriting forms MNIST rarely has (a 1 with a flag, a 7 with a crossbar...) mixed into training; 0 for MNIST alone.")] = TrainConfig.variants,
+    fragments: Annotated[int, typer.Option(help="Pieces of a line of digits mixed into training: cut digits and touching pairs (taught to be no digit) and digits with a neighbour's sliver, so the number reader's wrong cuts score low; 0 for none.")] = TrainConfig.fragments,
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = ",".join(map(str, MLPConfig.hidden)),
     device: Annotated[Provider, typer.Option(help="auto picks CUDA when torch sees it.")] = Provider("auto"),
     data_dir: DataDir = None,
@@ -134,7 +135,8 @@ def train(
     from edgemnist.training import train as tr
 
     model_config = MLPConfig(hidden=parse_hidden(hidden))
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, holdout=holdout, variants=variants)
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, holdout=holdout, variants=variants,
+                      fragments=fragments)
     dev = tr.pick_device(device.value)
     atomic.ensure_writable_dir(out)
     with bar(quiet=json_out) as progress:
@@ -148,7 +150,7 @@ def train(
 
         model, metrics = tr.train(model_config, cfg, device=dev, data_dir=data_dir, on_epoch=on_epoch)
     tr.save_checkpoint(out, model, cfg, metrics)
-    result = {k: metrics[k] for k in ("test_accuracy", "seconds", "epochs", "device", "trained_on", "variants")} | {"checkpoint": str(out)}
+    result = {k: metrics[k] for k in ("test_accuracy", "seconds", "epochs", "device", "trained_on", "variants", "fragments")} | {"checkpoint": str(out)}
     if json_out:
         emit(result | {"history": metrics["history"], "config": model_config.to_dict()})
     else:

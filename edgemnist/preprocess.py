@@ -585,23 +585,38 @@ def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY, o
         is_bytes = isinstance(source, (bytes, bytearray, memoryview))
         if not (is_image_head(source[:16]) if is_bytes else looks_like_image(source)):
             return None
-    notes: dict = {}
     try:
-        gray = load_gray(source)
-        pixels = for_model(gray, polarity, notes)
-        digits = notes.get("digits", 1)
-        if count != (1, 1) and not is_mnist_form(gray):
-            from edgemnist import segment  # segment builds on this module
-
-            if segment.is_line(digits, notes.get("box")):
-                lat = segment.line_of(source, gray, notes["box"])
-                if polarity == "dark-on-light":
-                    lat.pieces = 1.0 - lat.pieces
-                lat.single = pixels if digits == 1 else None  # one wide mark: read as one digit, today's answer
-                return lat, digits, None
-        return pixels, digits, None
+        return (*read_picture(source, polarity, count), None)
     except PreprocessError as e:
         return None, 0, str(e)
+
+
+def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contract.POLARITY,
+                 count: tuple[int, int] | None = None) -> tuple:
+    """One picture (a path, its bytes, or a decoded PIL image) -> (28x28 pixels in `polarity`, how many
+    digits side by side), or (a segment.Lattice, ...) when it holds a line of digits and `count` is not
+    (1, 1). PreprocessError (one line) when it cannot be read."""
+    notes: dict = {}
+    if isinstance(source, Image.Image):
+        try:
+            gray = work_gray(source)
+        except Exception as e:  # Pillow's conversions of an odd image (mode, palette, bands)
+            raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
+    else:
+        gray = load_gray(source)
+    pixels = for_model(gray, polarity, notes)
+    digits = notes.get("digits", 1)
+    if count == (1, 1) or is_mnist_form(gray):
+        return pixels, digits
+    from edgemnist import segment  # segment builds on this module
+
+    if not segment.is_line(digits, notes.get("box")):
+        return pixels, digits
+    lat = segment.line_of(source, gray, notes["box"])
+    if polarity == "dark-on-light":
+        lat.pieces = 1.0 - lat.pieces
+    lat.single = pixels if digits == 1 else None  # one wide mark: read as one digit, today's answer
+    return lat, digits
 
 
 def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY,

@@ -286,7 +286,7 @@ def line_of(source, first: np.ndarray, box: list[int]) -> Lattice:
     again at the size that makes the line about `line_height` px tall."""
     from PIL import Image
 
-    height = box[2] - box[0] + 1
+    height = (box[2] - box[0] + 1) * min(1.0, max(first.shape) / pp.MIN_SIDE)  # the box is in the enlarged tiny picture's pixels
     target = PARAMS["line_height"]
     side = min(max(pp.WORK_SIDE, int(max(first.shape) * target / height)), PARAMS["max_side"])
     im = source if isinstance(source, Image.Image) else pp.open_image(source, side)

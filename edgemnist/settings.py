@@ -126,12 +126,15 @@ class TrainConfig:
     seed: int = 0
     holdout: int = 2000  # training images kept out of training (seeded), for fitting the temperature
     variants: int = 6000  # pen-stroke digits in forms MNIST rarely has, mixed into training (training/variants.py)
+    fragments: int = 12000  # pieces of a line that are no digit, or a digit with a neighbour's sliver (training/fragments.py)
 
     def __post_init__(self):
         if not 0 <= self.holdout <= 30000:
             raise UserError(f"--holdout must be in 0..30000, got {self.holdout}")
         if not 0 <= self.variants <= 100000:
             raise UserError(f"--variants must be in 0..100000, got {self.variants}")
+        if not 0 <= self.fragments <= 100000:
+            raise UserError(f"--fragments must be in 0..100000, got {self.fragments}")
         if self.epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 1:

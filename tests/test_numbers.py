@@ -150,3 +150,27 @@ def test_lattice_covers_every_atom_once(model, sets):
 def test_a_blank_line_is_one_error():
     with pytest.raises(PreprocessError):
         segment.lattice(np.zeros((40, 200), np.float32))
+
+
+def test_the_api_reads_numbers_as_infer_does(model, sets):
+    """classify takes a line of digits in every form (path, bytes, PIL image, numpy array) and gives
+    infer's number, digits and boxes; digits= holds the count."""
+    import edgemnist
+
+    classifier = edgemnist.load()
+    paths, want = sets["gaps"]
+    for path, r in zip(paths[:20], read(model, paths[:20])):
+        with open(path, "rb") as f:
+            blob = f.read()
+        image = Image.open(path)
+        for x in (path, blob, image, np.asarray(image)):
+            got = classifier.classify(x)
+            assert (got.number, got.sure, got.label) == (r["number"], r["sure"], r["label"])
+            assert [(d.label, d.box) for d in got.digits] == [(d["label"], tuple(d["box"]) if "box" in d else None) for d in r["digits"]]
+    five = next(p for p, w in zip(paths, want) if len(w) == 5)
+    assert len(classifier.classify(five, digits=5).number) == 5
+    assert classifier.classify(five, digits=1).number in "0123456789"
+    batch = classifier.classify_batch(paths[:5])
+    assert [b.number for b in batch] == [r["number"] for r in read(model, paths[:5])]
+    with pytest.raises(edgemnist.InputError, match="digits"):
+        classifier.classify(five, digits=0)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from edgemnist import UserError, __version__, atomic, data, first_line
 from edgemnist.contract import images_to_pixels
 from edgemnist.settings import PROVIDERS, MLPConfig, TrainConfig
-from edgemnist.training import variants
+from edgemnist.training import fragments, variants
 from edgemnist.training.model import MLP
 
 CHECKPOINT_FORMAT = "edgemnist-checkpoint/1"
@@ -63,6 +63,17 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 2000) -> 
     return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def _loss(logits: torch.Tensor, labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Cross-entropy with label smoothing; a piece that is no digit (fragments.NO_DIGIT) against the
+    uniform distribution, so the model learns to spread its probability there."""
+    k = logits.shape[1]
+    target = torch.full_like(logits, smoothing / k)
+    digit = labels >= 0
+    target[digit, labels[digit]] += 1 - smoothing
+    target[~digit] = 1.0 / k
+    return -(target * F.log_softmax(logits, 1)).sum(1).mean()
+
+
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(1) == labels).float().mean().item()
 
@@ -76,6 +87,9 @@ def training_data(cfg: TrainConfig, dev: torch.device, data_dir: str | None = No
     if cfg.variants:
         drawn, drawn_labels = variants.render(cfg.variants, cfg.seed)
         images, labels = np.concatenate([images, drawn]), np.concatenate([labels, drawn_labels])
+    if cfg.fragments:  # from the kept MNIST images only: the hold-out stays unseen
+        cut, cut_labels = fragments.render(mnist.train_images[kept], mnist.train_labels[kept], cfg.fragments, cfg.seed)
+        images, labels = np.concatenate([images, cut]), np.concatenate([labels.astype(np.int64), cut_labels])
 
     def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return to_tensor(x, dev), torch.from_numpy(y.astype(np.int64)).to(dev)
@@ -119,7 +133,7 @@ def train(
         for i in range(0, len(order), cfg.batch_size):
             idx = order[i : i + cfg.batch_size]
             xb = augment(x_train[idx], cfg, gen)
-            loss = F.cross_entropy(model(xb), y_train[idx], label_smoothing=cfg.label_smoothing)
+            loss = _loss(model(xb), y_train[idx], cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -136,6 +150,7 @@ def train(
         "epochs": cfg.epochs,
         "trained_on": n_mnist,
         "variants": cfg.variants,
+        "fragments": cfg.fragments,
         "device": str(dev),
         "history": history,
     }
