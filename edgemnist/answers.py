@@ -44,7 +44,8 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
               count: tuple[int, int] | None = None) -> dict:
     """A line's answer from the model's logits for its pieces: "number", "digits" (label, confidence,
     sure, top_k, box each), the number's confidence (the product of its digits') and `sure` (every
-    digit sure, each a whole mark of a digit's width, and no parse of other pieces close); a number of
+    digit sure, each a whole mark of a digit's width, the product above the "not sure" confidence too,
+    and no parse of other pieces close); a number of
     one digit also has today's label, probabilities and top_k. {"error"} when no parse has `count` digits."""
     probs = [softmax_row(row) for row in logits.tolist()]
     logp = np.log(np.maximum(np.array(probs), 1e-300))
@@ -59,9 +60,9 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
         one = _digit(p, top_k, not_sure_below) | {"label": label, "confidence": p[label], "box": list(lat.boxes[piece])}
         one["sure"] = p[label] >= not_sure_below and segment.plain(lat, piece)
         digits.append(one)
-    result = {"label": digits[0]["label"] if len(digits) == 1 else None,
-              "confidence": math.prod(d["confidence"] for d in digits),
-              "sure": all(d["sure"] for d in digits) and parse.margin >= segment.PARAMS["margin"],
+    confidence = math.prod(d["confidence"] for d in digits)
+    result = {"label": digits[0]["label"] if len(digits) == 1 else None, "confidence": confidence,
+              "sure": all(d["sure"] for d in digits) and confidence >= not_sure_below and parse.margin >= segment.PARAMS["margin"],
               "number": "".join(str(d["label"]) for d in digits), "digits": digits}
     if len(digits) == 1:
         result |= {"probabilities": probs[parse.pieces[0]], "top_k": digits[0]["top_k"]}

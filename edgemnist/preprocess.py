@@ -38,6 +38,7 @@ MNIST_STROKE = 2.2  # typical MNIST stroke width in pixels of the 28x28 frame
 FIELD_SIDE = 16  # the lighting field is fitted on a block-mean reduction to about this size
 MIN_PART = 0.08  # a component with less ink than this share of the largest one is a speck
 INK_LEVEL = 0.25  # after contrast normalisation, fainter than this is paper (texture, JPEG ringing)
+DECODED_SCALE = "edgemnist.decoded_scale"  # open_image's note in Image.info: the file's pixels per decoded pixel
 
 
 class PreprocessError(ImageError):
@@ -90,10 +91,13 @@ def _decode(im: Image.Image, side: int) -> Image.Image:
     if im.width * im.height > MAX_PIXELS:
         raise Image.DecompressionBombError
     im.seek(0)  # first frame of an animation
+    width = im.width
     if im.format == "JPEG":
         im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (side, side))
     im.load()
-    return ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+    out = ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
+    out.info[DECODED_SCALE] = width / im.width  # the file's pixels per decoded pixel (a JPEG's draft scale)
+    return out
 
 
 def load_gray(path: str | Path | bytes, side: int = WORK_SIDE) -> np.ndarray:
@@ -301,14 +305,17 @@ def background_field(x: np.ndarray) -> np.ndarray:
 
 def normalize_ink(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
     """-> ink in (0, 1] on a 0 background (`ink_image`), then everything that is not the digit taken
-    off (`keep_digit`)."""
-    return keep_digit(ink_image(gray), notes)
+    off (`keep_digit`); `notes["dark"]`: whether the ink was darker than the paper."""
+    dark = ink_is_dark(gray)
+    if notes is not None:
+        notes["dark"] = dark
+    return keep_digit(ink_image(gray, dark), notes)
 
 
-def ink_image(gray: np.ndarray) -> np.ndarray:
-    """-> ink in (0, 1] on a 0 background: polarity, lighting, contrast, faint ruled lines and paper
-    texture taken off."""
-    x = 1.0 - gray if ink_is_dark(gray) else gray
+def ink_image(gray: np.ndarray, dark: bool | None = None) -> np.ndarray:
+    """-> ink in (0, 1] on a 0 background: polarity (`dark`: already known), lighting, contrast, faint
+    ruled lines and paper texture taken off."""
+    x = 1.0 - gray if (ink_is_dark(gray) if dark is None else dark) else gray
     x = x - background_field(x)
     ink = _kth(x.ravel(), x.size - 1 - x.size // 1000)  # the 99.9th percentile
     if ink < 0.15:
@@ -390,7 +397,7 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     if notes is not None:
         notes["digits"] = int(n > 0)
         if n == 1:
-            notes["box"] = boxes[0].tolist()
+            notes["box"] = notes["extent"] = boxes[0].tolist()
     if n <= 1:
         return x
     csum = np.concatenate([np.zeros((h, 1), np.float32), np.cumsum(x, axis=1, dtype=np.float32)], axis=1)
@@ -414,6 +421,8 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
         others = keep & side_by_side & tall & (ink >= 0.2 * ink[main]) & (np.arange(n) != main)
         notes["digits"] = 1 + int(others.sum())
         notes["box"] = boxes[main].tolist()
+        kept = boxes[keep]
+        notes["extent"] = [int(kept[:, 0].min()), int(kept[:, 1].min()), int(kept[:, 2].max()), int(kept[:, 3].max())]
     dropped = ~keep[comp]
     for y, s, e in zip(ys[dropped].tolist(), starts[dropped].tolist(), ends[dropped].tolist()):
         x[y, s:e] = 0.0
@@ -612,7 +621,7 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
 
     if not segment.is_line(digits, notes.get("box")):
         return pixels, digits
-    lat = segment.line_of(source, gray, notes["box"])
+    lat = segment.line_of(source, gray, notes)
     if polarity == "dark-on-light":
         lat.pieces = 1.0 - lat.pieces
     lat.single = pixels if digits == 1 else None  # one wide mark: read as one digit, today's answer

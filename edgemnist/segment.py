@@ -104,6 +104,28 @@ def _groups(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.array([rank[r] for r in roots.tolist()], np.int64)
 
 
+def _attach_short(group: np.ndarray, top, bottom, left, right, line: float) -> np.ndarray:
+    """Groups shorter than `mark_height` of the line: part of the tall group whose columns hold at least
+    `same_digit` of theirs (a 5's flag, a 7's crossbar, the top of a broken 9), else not a digit at all
+    (a decimal point, a comma, a dash, an underline: -1). -> each component's group, the tall ones
+    renumbered 0.. left to right."""
+    k = int(group.max()) + 1
+    g_top, g_bottom = _extent(group, top, k)[0], _extent(group, bottom, k)[1]
+    g_left, g_right = _extent(group, left, k)[0], _extent(group, right, k)[1]
+    tall = g_bottom - g_top + 1 > PARAMS["mark_height"] * line
+    target = np.where(tall, np.arange(k), -1)
+    for s in np.flatnonzero(~tall):
+        shared = np.minimum(g_right, g_right[s]) - np.maximum(g_left, g_left[s]) + 1
+        shared[~tall] = 0
+        best = int(shared.argmax())
+        if tall.any() and shared[best] >= PARAMS["same_digit"] * (g_right[s] - g_left[s] + 1):
+            target[s] = best
+    renumber = np.full(k, -1)
+    renumber[tall] = np.arange(int(tall.sum()))  # _groups numbers left to right
+    out = target[group]
+    return np.where(out >= 0, renumber[np.maximum(out, 0)], -1)
+
+
 def _cuts(profile: np.ndarray, height: float) -> list[int]:
     """Candidate cuts in a wide group: columns where the ink across is a local minimum, at least a
     narrow digit's width from the ends and from each other, fewest ink first, at most `max_cuts`."""
@@ -134,8 +156,6 @@ def lattice(x: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> Lattice:
     height = bottom - top + 1
     keep = ink >= PARAMS["speck"] * ink.max()
     line = _line_height(height[keep])
-    flat = (height <= PARAMS["mark_height"] * line) & (_extent(comp, cols, n)[1] - _extent(comp, cols, n)[0] + 1 >= 1.5 * height)
-    keep &= ~flat
     slant = _slant(rows, cols, comp, keep & (height >= 0.5 * line))
     centre = float(rows[keep[comp]].mean())
     sheared = cols - np.round(slant * (rows - centre)).astype(np.int64)
@@ -145,18 +165,11 @@ def lattice(x: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> Lattice:
     if len(kept) > PARAMS["max_marks"]:
         raise pp.PreprocessError(f"{len(kept)} marks in one line: too many to read as a number (at most {PARAMS['max_marks']})")
     group_of = np.full(n, -1)
-    group_of[kept] = _groups(left[kept], right[kept])
-    pix = keep[comp]
-    rows, cols, sheared, g = rows[pix], cols[pix], sheared[pix], group_of[comp[pix]]
-    g_top, g_bottom = _extent(g, rows, int(g.max()) + 1)
-    tall = np.flatnonzero(g_bottom - g_top + 1 > PARAMS["mark_height"] * line)  # the rest: points, commas, dashes
-    if len(tall) == 0:
+    group_of[kept] = _attach_short(_groups(left[kept], right[kept]), top[kept], bottom[kept], left[kept], right[kept], line)
+    pix = group_of[comp] >= 0
+    if not pix.any():
         raise pp.PreprocessError("no digit found (blank or featureless image)")
-    remap = np.full(int(g.max()) + 1, -1)
-    remap[tall] = np.arange(len(tall))
-    g = remap[g]
-    pix = g >= 0
-    rows, cols, sheared, g = rows[pix], cols[pix], sheared[pix], g[pix]
+    rows, cols, sheared, g = rows[pix], cols[pix], sheared[pix], group_of[comp[pix]]
     atoms = _atoms(x, rows, sheared, g, line)
     return _pieces(x, rows, cols, sheared, g, atoms, line, scale)
 
@@ -280,23 +293,34 @@ def is_line(digits: int, box: list[int] | None) -> bool:
     return right - left + 1 >= PARAMS["wide"] * (bottom - top + 1)
 
 
-def line_of(source, first: np.ndarray, box: list[int]) -> Lattice:
-    """A picture whose first look (`first`, at preprocess's working size, the main mark's `box` there)
-    says it holds a line -> its Lattice. `source` (a path, bytes or a decoded PIL image) is read
-    again at the size that makes the line about `line_height` px tall."""
+def line_of(source, first: np.ndarray, seen: dict) -> Lattice:
+    """A picture whose first look (`first`, at preprocess's working size; `seen`, keep_digit's notes:
+    the main mark's box, the extent of the ink, the polarity) says it holds a line -> its Lattice.
+    `source` (a path, bytes or a decoded PIL image) is read again at the size that makes the line about
+    `line_height` px tall, only around the ink (a line height of margin)."""
     from PIL import Image
 
-    height = (box[2] - box[0] + 1) * min(1.0, max(first.shape) / pp.MIN_SIDE)  # the box is in the enlarged tiny picture's pixels
+    tiny = min(1.0, max(first.shape) / pp.MIN_SIDE)  # the notes are in the enlarged tiny picture's pixels
+    height = (seen["box"][2] - seen["box"][0] + 1) * tiny
     target = PARAMS["line_height"]
     side = min(max(pp.WORK_SIDE, int(max(first.shape) * target / height)), PARAMS["max_side"])
     im = source if isinstance(source, Image.Image) else pp.open_image(source, side)
-    gray = pp.work_gray(im, side)
-    grow = min(target / (height * gray.shape[0] / first.shape[0]), 4.0)
+    factor = pp.work_factor(*im.size, side)
+    top, left, bottom, right = (v * tiny for v in seen["extent"])
+    fy, fx = im.height / first.shape[0], im.width / first.shape[1]  # im's pixels per first-look pixel
+    crop = (max(0, int((left - height) * fx)), max(0, int((top - height) * fy)),
+            min(im.width, int((right + 1 + height) * fx + 1)), min(im.height, int((bottom + 1 + height) * fy + 1)))
+    region = im.crop(crop)
+    gray = pp.work_gray(region, max(1, round(max(region.size) / factor)))
+    grow = min(target / (height * fy / (region.height / gray.shape[0])), 4.0)
     if grow > 1.2:  # a small picture: strokes need pixels for cuts between them
         gray = pp.bilinear(gray, round(gray.shape[0] * grow), round(gray.shape[1] * grow))
-    x = pp.ink_image(gray)
+    x = pp.ink_image(gray, seen["dark"])
     pp.edge_lines(x, x > 0)
-    return lattice(x, (im.height / gray.shape[0], im.width / gray.shape[1]))
+    s = im.info.get(pp.DECODED_SCALE, 1.0)  # the file's pixels per pixel of im
+    lat = lattice(x, (s * region.height / gray.shape[0], s * region.width / gray.shape[1]))
+    lat.boxes = [(round(x0 + crop[0] * s), round(y0 + crop[1] * s), w, h) for x0, y0, w, h in lat.boxes]
+    return lat
 
 
 def plain(lat: Lattice, piece: int) -> bool:
