@@ -1,5 +1,5 @@
 """Whole numbers read by `edgemnist infer`: pictures of 2-6 handwritten digits in one line, built from
-MNIST *test* digits (testkit/numbers.py), for each kind the share of numbers read whole and right, the
+MNIST *test* digits (testkit/written_numbers.py), for each kind the share of numbers read whole and right, the
 share answered "sure", and the share of wrong answers marked sure; then the time from file to answer
 of a five-digit 640x480 photo against a one-digit photo of the same size.
 
@@ -25,7 +25,7 @@ from edgemnist import data, runtime
 from edgemnist.bench import interleaved
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.preprocess import prepare_one
-from testkit import numbers, realworld
+from testkit import realworld, written_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ def timing(mnist, tmp: Path, model: runtime.Model, rounds: int) -> dict:
     from edgemnist.answers import for_prepared
 
     rng = np.random.default_rng(7)
-    five = [str(numbers.render([mnist.test_images[i] for i in rng.choice(5000, 5) + 5000], "photo", rng, tmp / f"p5_{j}"))
+    five = [str(written_numbers.render([mnist.test_images[i] for i in rng.choice(5000, 5) + 5000], "photo", rng, tmp / f"p5_{j}"))
             for j in range(20)]
     one = [str(realworld.render(mnist.test_images[5000 + j], rng, tmp / f"p1_{j}", size=(640, 480), kind="photo", fmt="jpeg"))
            for j in range(20)]
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="pictures per kind")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--slice", choices=["tuning", "held-out"], default="held-out")
-    parser.add_argument("--kinds", default=",".join(numbers.KINDS))
+    parser.add_argument("--kinds", default=",".join(written_numbers.KINDS))
     parser.add_argument("--model", default=str(ROOT / "exported/mlp.int8.onnx"))
     parser.add_argument("--rounds", type=int, default=20, help="timing rounds (0: no timing)")
     args = parser.parse_args()
@@ -77,7 +77,7 @@ def main() -> None:
     report: dict = {"cpu": describe(cpu_info()), "slice": args.slice, "kinds": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds.split(","):
-            paths, want = numbers.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp) / kind, kind,
+            paths, want = written_numbers.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp) / kind, kind,
                                         seed=args.seed, part=part)
             r = report["kinds"][kind] = accuracy(paths, want, args.model)
             print(f"{kind:10} {r['right']:7.1%} {r['sure']:7.1%} {r['wrong_but_sure']:15.1%}")

@@ -115,8 +115,9 @@ def work_factor(width: int, height: int, side: int = WORK_SIDE) -> int:
     return max(1, round(max(width, height) / side))
 
 
-def work_gray(im: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
-    """A decoded Pillow image -> grayscale float32 [H, W] in [0, 1], the longer side reduced to about `side`."""
+def work_gray(im: Image.Image, side: int = WORK_SIDE, factor: int | None = None) -> np.ndarray:
+    """A decoded Pillow image -> grayscale float32 [H, W] in [0, 1], the longer side reduced to about
+    `side` (or by `factor`)."""
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -128,7 +129,7 @@ def work_gray(im: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
         im = im.convert("RGBA")
     elif im.mode not in ("L", "RGBA"):
         im = (im.convert("RGB") if im.mode in ("LAB", "HSV") else im).convert("L")  # Pillow has no LAB/HSV -> L
-    factor = work_factor(*im.size, side)
+    factor = work_factor(*im.size, side) if factor is None else factor
     if factor >= 2:
         im = im.reduce(factor)  # box filter in C, partial blocks at the edges averaged over what they hold
     if im.mode == "RGBA":

@@ -98,10 +98,12 @@ def _groups(left: np.ndarray, right: np.ndarray) -> np.ndarray:
             shared = min(right[a], right[b]) - left[b] + 1
             if shared >= PARAMS["same_digit"] * min(right[a] - left[a] + 1, right[b] - left[b] + 1):
                 parent[root(int(b))] = root(int(a))
-    roots = np.array([root(i) for i in range(n)])
-    firsts = {r: left[roots == r].min() for r in set(roots.tolist())}
-    rank = {r: i for i, r in enumerate(sorted(firsts, key=firsts.get))}
-    return np.array([rank[r] for r in roots.tolist()], np.int64)
+    roots = [root(i) for i in range(n)]
+    firsts: dict[int, int] = {}
+    for i, r in enumerate(roots):
+        firsts[r] = min(firsts.get(r, int(left[i])), int(left[i]))
+    rank = {r: i for i, r in enumerate(sorted(firsts, key=lambda r: (firsts[r], r)))}  # left to right, ties by root
+    return np.array([rank[r] for r in roots], np.int64)
 
 
 def _attach_short(group: np.ndarray, top, bottom, left, right, line: float) -> np.ndarray:
@@ -311,7 +313,7 @@ def line_of(source, first: np.ndarray, seen: dict) -> Lattice:
     crop = (max(0, int((left - height) * fx)), max(0, int((top - height) * fy)),
             min(im.width, int((right + 1 + height) * fx + 1)), min(im.height, int((bottom + 1 + height) * fy + 1)))
     region = im.crop(crop)
-    gray = pp.work_gray(region, max(1, round(max(region.size) / factor)))
+    gray = pp.work_gray(region, factor=factor)
     grow = min(target / (height * fy / (region.height / gray.shape[0])), 4.0)
     if grow > 1.2:  # a small picture: strokes need pixels for cuts between them
         gray = pp.bilinear(gray, round(gray.shape[0] * grow), round(gray.shape[1] * grow))

@@ -36,7 +36,7 @@ from edgemnist.settings import ORT_WEB_FILES, ORT_WEB_INTEGRITY, ORT_WEB_VERSION
 PACKAGE = f"onnxruntime-web@{ORT_WEB_VERSION}"
 TARBALL_URL = f"https://registry.npmjs.org/onnxruntime-web/-/onnxruntime-web-{ORT_WEB_VERSION}.tgz"
 COMPRESSIBLE = (".html", ".js", ".mjs", ".css", ".json", ".wasm", ".onnx", ".svg")
-APP_FILES = ("index.html", "app.js", "edgemnist.js", "integrity.js", "preprocess.js", "style.css")
+APP_FILES = ("index.html", "app.js", "edgemnist.js", "integrity.js", "preprocess.js", "preprocess.json", "segment.js", "style.css")
 BROTLI_QUALITY = 9  # 14 MB of wasm: quality 9 takes ~7 s once per version (cached); 11 takes a minute
 BROTLI_BEST_BELOW = 256_000  # bytes: smaller files get quality 11; the int8 model (0.6 MB) takes 1.5-3 s
 # at 11 against 0.2 s at 9 for 9% fewer bytes (287 vs 316 kB), on every build

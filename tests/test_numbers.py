@@ -1,4 +1,4 @@
-"""Numbers read whole: pictures of 2-6 digits in one line (testkit/numbers.py, MNIST test digits of the
+"""Numbers read whole: pictures of 2-6 digits in one line (testkit/written_numbers.py, MNIST test digits of the
 held-out slice) through `infer`, against the numbers they show; the lattice's own invariants; bad input."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from PIL import Image
 
 from edgemnist import answers, runtime, segment
 from edgemnist.preprocess import PreprocessError, prepare_one
-from testkit import numbers, realworld
+from testkit import realworld, written_numbers
 
 from conftest import cli
 
@@ -28,7 +28,7 @@ def model():
 @pytest.fixture(scope="module")
 def sets(mnist, tmp_path_factory):
     root = tmp_path_factory.mktemp("numbers")
-    return {kind: numbers.build(mnist.test_images, mnist.test_labels, 300, root / kind, kind, seed=11, part=realworld.HELD_OUT)
+    return {kind: written_numbers.build(mnist.test_images, mnist.test_labels, 300, root / kind, kind, seed=11, part=realworld.HELD_OUT)
             for kind in FLOORS}
 
 
@@ -52,7 +52,7 @@ def test_each_digit_has_its_box_in_the_picture(model, mnist, tmp_path):
     """Where a number is read right, each digit's box lies on the digit drawn: its left edge and width
     within 3 px at MNIST's scale of the generator's."""
     records: list[dict] = []
-    paths, want = numbers.build(mnist.test_images, mnist.test_labels, 60, tmp_path, "gaps", seed=3,
+    paths, want = written_numbers.build(mnist.test_images, mnist.test_labels, 60, tmp_path, "gaps", seed=3,
                                 part=realworld.HELD_OUT, records=records)
     checked = 0
     for r, rec, w in zip(read(model, paths), records, want):
@@ -123,7 +123,7 @@ def test_crowded_pictures_are_one_line_in_bounded_time(model, mnist, tmp_path, m
         path = tmp_path / "specks.png"
         Image.fromarray(a).save(path)
     else:
-        ink, _ = numbers.compose([mnist.test_images[i] for i in rng.integers(0, 10000, 200)], [4] * 199, rng)
+        ink, _ = written_numbers.compose([mnist.test_images[i] for i in rng.integers(0, 10000, 200)], [4] * 199, rng)
         path = tmp_path / "digits.png"
         Image.fromarray(np.round(255 - ink * 255).astype(np.uint8)).save(path)
     start = time.perf_counter()

@@ -26,6 +26,7 @@ from edgemnist.settings import Thresholds
 import browser as b
 import realworld
 import tamper
+import written_numbers
 from conftest import ROOT, cli, read_line
 
 pytestmark = pytest.mark.browser
@@ -39,7 +40,8 @@ def test_build_writes_a_self_contained_site(sites):
     files = json.loads((site / "site.json").read_text())
     assert files["built_from"]["onnxruntime_web"] == "1.30.0"
     names = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file() and p.suffix not in (".gz", ".br")}
-    assert names == {"index.html", "app.js", "edgemnist.js", "integrity.js", "preprocess.js", "style.css", "model.onnx", "model.json",
+    assert names == {"index.html", "app.js", "edgemnist.js", "integrity.js", "preprocess.js", "preprocess.json", "segment.js", "style.css",
+                     "model.onnx", "model.json",
                      "site.json", "ort/ort.wasm.bundle.min.mjs", "ort/ort-wasm-simd-threaded.wasm"}
     assert (site / "model.onnx").read_bytes() == INT8.read_bytes()
     for name in ("index.html", "style.css"):  # the browser tests check that every request stays on the site
@@ -284,9 +286,11 @@ DIGITS = {
 }
 
 
-def draw(page, strokes):
+def draw(page, strokes, place: float = 0.5):
+    """Strokes in a square of the pad as tall as it, centred `place` of the way across."""
     box = page.locator("#pad").bounding_box()
-    at = lambda p: (box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"])  # noqa: E731
+    left = box["x"] + place * box["width"] - box["height"] / 2
+    at = lambda p: (left + p[0] * box["height"], box["y"] + p[1] * box["height"])  # noqa: E731
     for stroke in strokes:
         page.mouse.move(*at(stroke[0]))
         page.mouse.down()
@@ -328,10 +332,25 @@ def test_drawing_with_pointer_events(browser, sites, tmp_path):
             python = to_mnist(load_gray(path))
             seen = np.array(page.evaluate(
                 "(async () => Array.from((await window.edgemnist.classifyImageData(document.getElementById('pad')"
-                ".getContext('2d').getImageData(0, 0, 280, 280))).pixels))()"), np.float32).reshape(28, 28)
+                ".getContext('2d').getImageData(0, 0, 840, 280))).pixels))()"), np.float32).reshape(28, 28)
             assert np.abs(seen - python).max() <= PORT_PIXEL_BOUND
             assert int(model.logits(python[None, None]).argmax()) == digit
             page.screenshot(path=tmp_path / f"drawn{digit}-page.png")
+        # a number across the pad: the page reads it as `infer` reads the pad's bitmap, a box per digit
+        page.keyboard.press("Escape")
+        for digit, place in ((7, 0.2), (0, 0.5), (4, 0.8)):
+            draw(page, DIGITS[digit], place)
+        page.wait_for_function("document.getElementById('label').dataset.number !== '' && !document.getElementById('pad').dataset.busy")
+        shown = page.locator("#label").get_attribute("data-number")
+        png = page.evaluate("document.getElementById('pad').toDataURL('image/png')")
+        path = tmp_path / "number.png"
+        path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
+        from edgemnist import infer
+
+        python = infer.classify(model, [str(path)])[0]
+        assert shown == python["number"] == "704", (shown, python)
+        assert page.locator("#digits li").count() == 3 and not page.locator("#bars").is_visible()
+        page.screenshot(path=tmp_path / "number-page.png")
         assert console.errors == []
         page.context.close()
 
@@ -421,4 +440,43 @@ def test_phone_sized_viewport(browser, sites):
         pad = page.locator("#pad").bounding_box()
         assert pad["width"] >= 300 and pad["x"] >= 0 and pad["x"] + pad["width"] <= 390
         page.context.close()
+    assert console.errors == []
+
+
+CLASSIFY_NUMBERS = """async (names) => {
+  const out = [];
+  for (const name of names) {
+    try {
+      const r = await window.edgemnist.classifyBlob(await (await fetch('/files/' + name)).blob());
+      out.push({number: r.number, sure: r.sure, digits: r.digits.map((d) => ({label: d.label, box: d.box ?? null}))});
+    } catch (e) { out.push({error: e.message}); }
+  }
+  return out;
+}"""
+
+
+def test_numbers_in_the_page_get_infers_answer(int8_page, mnist, tmp_path):
+    """Pictures of numbers of every lossless kind (gaps, close, touching, five digits: PNGs in both
+    polarities), 250 of them, read by the page's port of segment.py and by `infer`: the same number,
+    the same digits with the same boxes, the same "sure" on every one."""
+    from edgemnist import infer
+
+    page, console = int8_page
+    paths: list[str] = []
+    for kind, n in (("gaps", 70), ("close", 70), ("touching", 60), ("zip", 50)):
+        paths += written_numbers.build(mnist.test_images, mnist.test_labels, n, tmp_path / kind, kind, seed=21)[0]
+    python = infer.classify(runtime.open_model(INT8, "cpu", quiet=True), paths)
+    page.unroute("**/files/*")
+    blobs = {Path(p).name: Path(p).read_bytes() for p in paths}
+    page.route("**/files/*", lambda route: route.fulfill(body=blobs[route.request.url.rsplit("/", 1)[1]]))
+    web = page.evaluate(CLASSIFY_NUMBERS, [Path(p).name for p in paths])
+    differ = []
+    for path, w, p in zip(paths, web, python):
+        mine = {"number": p.get("number"), "sure": p.get("sure"),
+                "digits": [{"label": d["label"], "box": d.get("box")} for d in p.get("digits", [])]}
+        if "error" in p:
+            mine = {"error": p["error"]}
+        if w != mine:
+            differ.append((path, w, mine))
+    assert differ == [], (len(differ), differ[:3])
     assert console.errors == []

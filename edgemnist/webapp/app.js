@@ -1,14 +1,17 @@
-// The page: a drawing pad (pointer events: mouse, touch, pen), live answers, ten bars, the 28x28 image
-// the model saw, the model's facts, and image files by drop or by picker. The model work is
+// The page: a drawing pad wide enough for a number (pointer events: mouse, touch, pen), live answers:
+// the number, ten bars for one digit or each digit's readings under it and its box on the pad, the
+// 28x28 images the model saw, the model's facts, and image files by drop or by picker. The model work is
 // edgemnist.js (window.edgemnist); this file is only the user interface.
 import { api } from "./edgemnist.js";
 import { PreprocessError, FRAME } from "./preprocess.js";
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad"), ctx = pad.getContext("2d", { willReadFrequently: true });
-const STROKE = 18; // pad pixels (280x280): about MNIST's stroke once scaled to 20x20
+const STROKE = 18; // pad pixels (280 tall): about MNIST's stroke once scaled to 20x20
+const boxes = $("boxes").getContext("2d");
 
 let drawn = false, busy = false, again = false, last = null, ready = false;
+let view = { s: 1, x: 0, y: 0 }; // pad pixels per pixel of the classified picture, and its offset on the pad
 
 function say(text, isError = false) {
   $("message").textContent = text;
@@ -23,8 +26,9 @@ function blank() {
 
 function clearAll() {
   blank();
+  view = { s: 1, x: 0, y: 0 };
   showResult(null);
-  say(ready ? "Draw a digit." : $("message").textContent);
+  say(ready ? "Draw a digit or a number." : $("message").textContent);
 }
 
 function buildBars() {
@@ -38,32 +42,62 @@ function buildBars() {
 }
 
 function showResult(r) {
-  const items = $("bars").children;
+  const items = $("bars").children, one = !!r && r.digits.length === 1;
   for (let d = 0; d < items.length; d++) {
-    const p = r ? r.probabilities[d] : 0;
+    const p = one ? r.probabilities[d] : 0;
     items[d].dataset.p = p.toFixed(6);
-    items[d].classList.toggle("top", !!r && d === r.label);
+    items[d].classList.toggle("top", one && d === r.label);
     items[d].querySelector(".fill").style.width = `${(100 * p).toFixed(1)}%`;
-    items[d].querySelector(".p").textContent = r ? `${(100 * p).toFixed(1)}%` : "–";
+    items[d].querySelector(".p").textContent = one ? `${(100 * p).toFixed(1)}%` : "–";
   }
-  $("label").textContent = r ? String(r.label) : "–";
-  $("label").dataset.label = r ? r.label : "";
+  $("bars").hidden = !!r && !one;
+  showDigits(r && !one ? r.digits : []);
+  showBoxes(r ? r.digits : []);
+  $("label").textContent = r ? r.number : "–";
+  $("label").dataset.label = one ? r.label : "";
+  $("label").dataset.number = r ? r.number : "";
   $("confidence").textContent = r ? `${(100 * r.confidence).toFixed(1)}%${r.sure ? "" : " — not sure"}` : "";
   document.querySelector(".answer").classList.toggle("unsure", !!r && !r.sure);
-  const seen = $("seen").getContext("2d"), img = seen.createImageData(FRAME, FRAME);
-  for (let i = 0; i < FRAME * FRAME; i++) {
-    const v = r ? Math.round(255 * Math.min(1, Math.max(0, r.pixels[i]))) : 0;
-    img.data.set([v, v, v, 255], 4 * i);
+  const k = r ? r.pixels.length / (FRAME * FRAME) : 1, canvas = $("seen");
+  canvas.width = FRAME * k;
+  canvas.style.width = `${84 * k}px`;
+  const seen = canvas.getContext("2d"), img = seen.createImageData(FRAME * k, FRAME);
+  for (let j = 0; j < k; j++) for (let i = 0; i < FRAME * FRAME; i++) {
+    const v = r ? Math.round(255 * Math.min(1, Math.max(0, r.pixels[j * FRAME * FRAME + i]))) : 0;
+    img.data.set([v, v, v, 255], 4 * ((Math.floor(i / FRAME) * FRAME * k) + j * FRAME + (i % FRAME)));
   }
   seen.putImageData(img, 0, 0);
   $("timing").textContent = r ? `preprocessing ${r.timing.preprocess_ms.toFixed(1)} ms · model ${r.timing.model_ms.toFixed(2)} ms` : "";
+}
+
+// A number's digits, each with its most probable readings under it.
+function showDigits(digits) {
+  $("digits").replaceChildren(...digits.map((d) => {
+    const li = document.createElement("li");
+    li.className = d.sure ? "" : "unsure";
+    li.innerHTML = `<span class="d">${d.label}</span>` + d.top_k.map(([digit, p]) =>
+      `<span class="alt"><span>${digit}</span><span class="track"><span class="fill" style="width:${(100 * p).toFixed(1)}%"></span></span></span>`).join("");
+    return li;
+  }));
+}
+
+// Each digit's box on the pad (boxes are in the classified picture's pixels).
+function showBoxes(digits) {
+  boxes.clearRect(0, 0, boxes.canvas.width, boxes.canvas.height);
+  boxes.lineWidth = 2;
+  for (const d of digits) {
+    if (!d.box) continue;
+    const [x, y, w, h] = d.box;
+    boxes.strokeStyle = d.sure ? "#1f6feb" : "#b8860b";
+    boxes.strokeRect(view.x + x * view.s, view.y + y * view.s, w * view.s, h * view.s);
+  }
 }
 
 async function classify(imageData) {
   try {
     const r = await api.classifyImageData(imageData);
     showResult(r);
-    say(r.sure ? "" : r.note ? `Not sure: ${r.note}.` : "Not sure: the digit is ambiguous or unlike MNIST.");
+    say(r.sure ? "" : r.note ? `Not sure: ${r.note}.` : r.digits.length > 1 ? "Not sure: a digit is ambiguous, or digits touch." : "Not sure: the digit is ambiguous or unlike MNIST.");
     return r;
   } catch (e) {
     showResult(null);
@@ -106,7 +140,7 @@ function stroke(from, to, pressure) {
 pad.addEventListener("pointerdown", (e) => {
   if (e.button !== 0 && e.pointerType === "mouse") return;
   pad.setPointerCapture(e.pointerId);
-  if (pad.dataset.source === "file") { blank(); pad.dataset.source = ""; }
+  if (pad.dataset.source === "file") { blank(); pad.dataset.source = ""; view = { s: 1, x: 0, y: 0 }; }
   last = point(e);
   stroke(last, last, e.pressure);
   drawn = true;
@@ -142,7 +176,8 @@ async function classifyFile(file) {
   blank();
   const bitmap = await createImageBitmap(imageData);
   const s = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
-  ctx.drawImage(bitmap, (pad.width - bitmap.width * s) / 2, (pad.height - bitmap.height * s) / 2, bitmap.width * s, bitmap.height * s);
+  view = { s, x: (pad.width - bitmap.width * s) / 2, y: (pad.height - bitmap.height * s) / 2 };
+  ctx.drawImage(bitmap, view.x, view.y, bitmap.width * s, bitmap.height * s);
   bitmap.close();
   pad.dataset.source = "file";
   const r = await classify(imageData);
@@ -182,6 +217,6 @@ function showFacts(f) {
 buildBars();
 blank();
 api.ready.then(
-  (facts) => { ready = true; showFacts(facts); say("Draw a digit."); document.body.dataset.ready = "1"; },
+  (facts) => { ready = true; showFacts(facts); say("Draw a digit or a number."); document.body.dataset.ready = "1"; },
   (e) => { say(`Could not load the model: ${e.message}`, true); document.body.dataset.ready = "error"; },
 );

@@ -4,9 +4,10 @@
 //   facts                         the model's metadata (model.json): precision, test accuracy, size, calibration
 //   classifyPixels(pixels, n)     Float32Array [n*784] in the ONNX contract (light-on-dark, [0, 1], no
 //                                 preprocessing) -> Promise<Float32Array> logits [n*10]
-//   classifyImageData(imageData)  ImageData (a canvas, a photo) -> Promise<{label, confidence, sure,
-//                                 probabilities, pixels, timing, note?}> with the same preprocessing as
-//                                 `edgemnist infer` (sure is false, and note says why, for several digits)
+//   classifyImageData(imageData, count?)  ImageData (a canvas, a photo) -> Promise<{number, digits, label,
+//                                 confidence, sure, probabilities, pixels, timing, note?}> with the same
+//                                 preprocessing and reading of a line of digits as `edgemnist infer`
+//                                 (`count`: [least, most] digits, as --digits; [1, 1]: one digit)
 //   classifyBlob(blob)            an image file's bytes (File, Blob) -> the same, decoded by the browser and
 //                                 reduced as `infer` does; rejects with PreprocessError (message for people)
 //
@@ -20,7 +21,8 @@
 // reference semantics, and 2x faster at batch 1 in WebAssembly than the fused integer kernels (QGemm),
 // which win only at large batches (benchmarks/web_bench.py). The download stays the int8 file.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
-import { preprocess, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
+import { toGray, toMnist, isMnistForm, loadParams, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
+import { isLine, lineOf, read, plainPiece, PARAMS } from "./segment.js";
 import { checkModelBytes, IntegrityError, sha256Hex, sha256Js } from "./integrity.js";
 
 ort.env.wasm.numThreads = 1; // a 0.5 MFLOP model: threads cost more than they give
@@ -38,6 +40,7 @@ export function softmax(logits) {
 }
 
 async function load() {
+  const params = loadParams();
   const response = await fetch(new URL("./model.json", import.meta.url));
   if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
   const facts = await response.json();
@@ -50,6 +53,7 @@ async function load() {
     graphOptimizationLevel: "all",
     extra: { session: { disable_quant_qdq: int8Kernels === "reference" ? "1" : "0" } },
   });
+  await params;
   return { facts, session };
 }
 
@@ -77,24 +81,75 @@ function classifyPixels(pixels, n) {
   return result;
 }
 
-async function classifyImageData(imageData) {
+// answers._digit: a digit's answer from its ten probabilities.
+function digitAnswer(p, label, notSureBelow) {
+  const top = [...p.keys()].sort((a, b) => p[b] - p[a] || a - b).slice(0, 3);
+  return { label, confidence: p[label], sure: p[label] >= notSureBelow, top_k: top.map((d) => [d, p[d]]) };
+}
+
+// answers.answer for one 28x28: today's one-digit answer, and the same as a number of one digit.
+function oneDigit(probabilities, digits, notSureBelow) {
+  const label = probabilities.indexOf(Math.max(...probabilities));
+  const one = digitAnswer(probabilities, label, notSureBelow);
+  one.sure = one.sure && digits <= 1;
+  return { ...one, probabilities, number: String(label), digits: [{ ...one }],
+    ...(digits > 1 ? { note: `${digits} digits side by side: crop to one` } : {}) };
+}
+
+// answers.read_line: a line's answer from the model's logits for its pieces.
+function lineAnswer(lat, logits, count, notSureBelow) {
+  const probs = [];
+  const logp = new Float64Array(lat.count * 10);
+  for (let p = 0; p < lat.count; p++) {
+    probs.push(softmax(logits.subarray(p * 10, p * 10 + 10)));
+    for (let d = 0; d < 10; d++) logp[p * 10 + d] = Math.log(Math.max(probs[p][d], 1e-300));
+  }
+  const parse = read(lat, logp, count);
+  if (!parse) throw new PreprocessError(`no reading with ${count[0] === count[1] ? count[0] : `${count[0]}-${count[1]}`} digits`);
+  const digits = parse.pieces.map((piece, i) => {
+    const p = probs[piece], one = digitAnswer(p, parse.labels[i], notSureBelow);
+    return { ...one, sure: p[parse.labels[i]] >= notSureBelow && plainPiece(lat, piece), box: lat.boxes[piece] };
+  });
+  let confidence = 1;
+  for (const d of digits) confidence *= d.confidence;
+  const result = { label: digits.length === 1 ? digits[0].label : null, confidence,
+    sure: digits.every((d) => d.sure) && confidence >= notSureBelow && parse.margin >= PARAMS.margin,
+    number: digits.map((d) => d.label).join(""), digits };
+  if (digits.length === 1) Object.assign(result, { probabilities: probs[parse.pieces[0]], top_k: digits[0].top_k });
+  const pixels = new Float32Array(parse.pieces.length * 784);
+  parse.pieces.forEach((piece, i) => pixels.set(lat.pieces.subarray(piece * 784, piece * 784 + 784), i * 784));
+  return { ...result, pixels };
+}
+
+async function classifyImageData(imageData, count = null) {
   const { facts } = await loaded;
   const start = performance.now();
   const notes = {};
-  const pixels = preprocess(imageData, facts.input?.polarity, notes); // throws PreprocessError
+  const g = toGray(imageData);
+  const darkOnLight = facts.input?.polarity === "dark-on-light";
+  const flip = (x) => { if (darkOnLight) for (let i = 0; i < x.length; i++) x[i] = 1 - x[i]; return x; };
+  const pixels = flip(toMnist(g, notes)); // throws PreprocessError
+  const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && isLine(notes.digits, notes.box);
+  const lat = line ? lineOf(imageData, g, notes) : null;
+  if (lat) flip(lat.pieces);
+  const single = lat && notes.digits === 1 ? pixels : null; // one wide mark: read as one digit, today's answer
+  const batch = lat ? new Float32Array(lat.pieces.length + (single ? 784 : 0)) : pixels;
+  if (lat) { batch.set(lat.pieces); if (single) batch.set(single, lat.pieces.length); }
   const mid = performance.now();
-  const logits = await classifyPixels(pixels, 1);
-  const probabilities = softmax(logits);
-  const label = probabilities.indexOf(Math.max(...probabilities));
-  return {
-    label,
-    confidence: probabilities[label],
-    sure: probabilities[label] >= facts.not_sure_below && notes.digits <= 1,
-    ...(notes.digits > 1 ? { note: `${notes.digits} digits side by side: crop to one` } : {}),
-    probabilities,
-    pixels,
-    timing: { preprocess_ms: mid - start, model_ms: performance.now() - mid },
-  };
+  const logits = await classifyPixels(batch, batch.length / 784);
+  let result;
+  if (!lat) {
+    result = { ...oneDigit(softmax(logits), notes.digits, facts.not_sure_below), pixels };
+  } else {
+    result = lineAnswer(lat, logits.subarray(0, lat.count * 10), count, facts.not_sure_below);
+    if (single && result.digits.length === 1) { // one wide digit, read as before, but it may be two touching
+      const box = result.digits[0].box;
+      result = { ...oneDigit(softmax(logits.subarray(lat.count * 10)), 1, facts.not_sure_below), pixels: single };
+      Object.assign(result.digits[0], { box, sure: false });
+      result.sure = false;
+    }
+  }
+  return { ...result, timing: { preprocess_ms: mid - start, model_ms: performance.now() - mid } };
 }
 
 // An image file -> ImageData: its size checked from the header before any pixel is decoded (a
@@ -127,8 +182,8 @@ export async function decodeBlob(blob) {
   }
 }
 
-async function classifyBlob(blob) {
-  return classifyImageData(await decodeBlob(blob));
+async function classifyBlob(blob, count = null) {
+  return classifyImageData(await decodeBlob(blob), count);
 }
 
 export const api = {

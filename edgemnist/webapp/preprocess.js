@@ -7,6 +7,14 @@ export const MNIST_STROKE = 2.2;
 export const WORK_SIDE = 96, MIN_SIDE = 48, FIELD_SIDE = 16;
 export const MIN_PART = 0.08, INK_LEVEL = 0.25;
 export const MAX_PIXELS = 40_000_000;
+// The parameters both ports read (edgemnist/webapp/preprocess.json, copied into the site): filled by
+// loadParams, which edgemnist.js awaits with the model before anything is classified.
+export const PARAMS = {};
+export async function loadParams() {
+  const response = await fetch(new URL("./preprocess.json", import.meta.url));
+  if (!response.ok) throw new Error(`preprocess.json: HTTP ${response.status}`);
+  Object.assign(PARAMS, await response.json());
+}
 
 export class PreprocessError extends Error {}
 
@@ -20,7 +28,7 @@ export function pyRound(x) {
 }
 
 // preprocess.work_factor: the integer reduction that brings the longer side to about WORK_SIDE.
-export const workFactor = (w, h) => Math.max(1, pyRound(Math.max(w, h) / WORK_SIDE));
+export const workFactor = (w, h, side = WORK_SIDE) => Math.max(1, pyRound(Math.max(w, h) / side));
 
 // Pillow's Image.reduce(f) of one channel of interleaved bytes (`channel` of `stride`; with `luma`,
 // Pillow's "L" conversion of RGB first): the mean of each f x f block in Pillow's fixed point
@@ -46,10 +54,12 @@ function reduceChannel(data, w, h, stride, channel, f, luma) {
 }
 
 // ImageData (RGBA bytes) -> gray at the working resolution, as preprocess.work_gray does for a Pillow
-// RGB image (luma, then the box reduction) or an RGBA one (reduction, then compositing).
-export function toGray(imageData) {
+// RGB image (luma, then the box reduction) or an RGBA one (reduction, then compositing); `factor`:
+// the reduction, `crop`: [left, top, right, bottom] of the picture to take (Pillow's Image.crop).
+export function toGray(imageData, factor = null, crop = null) {
+  if (crop) imageData = cropped(imageData, crop);
   const { width: w, height: h, data } = imageData;
-  const f = workFactor(w, h), ow = Math.ceil(w / f), oh = Math.ceil(h / f), n = ow * oh;
+  const f = factor ?? workFactor(w, h), ow = Math.ceil(w / f), oh = Math.ceil(h / f), n = ow * oh;
   let minAlpha = 255;
   for (let i = 3; i < data.length; i += 4) if (data[i] < minAlpha) minAlpha = data[i];
   if (minAlpha / 255 >= 0.99) { // Pillow's "L" conversion of RGB (ITU-R 601-2 luma, fixed point), then the reduction
@@ -73,6 +83,12 @@ export function toGray(imageData) {
   const background = weight > 0 && weighted / weight < 0.5 ? 1 : 0;
   for (let p = 0; p < n; p++) out.a[p] = lum[p] * alpha[p] + background * (1 - alpha[p]);
   return out;
+}
+
+function cropped({ width, data }, [left, top, right, bottom]) {
+  const w = right - left, h = bottom - top, out = new Uint8ClampedArray(w * h * 4);
+  for (let y = 0; y < h; y++) out.set(data.subarray(((top + y) * width + left) * 4, ((top + y) * width + right) * 4), y * w * 4);
+  return { width: w, height: h, data: out };
 }
 
 // The k-th smallest value (0-based) of a copy of `values`: Hoare's selection, O(n).
@@ -110,7 +126,7 @@ export function isMnistForm(g) {
 }
 
 // Bilinear resize, pixel centres aligned, edges clamped (preprocess.bilinear).
-function bilinear(g, h, w) {
+export function bilinear(g, h, w) {
   const axis = (nOut, nIn) => Array.from({ length: nOut }, (_, i) => {
     const pos = Math.min(nIn - 1, Math.max(0, (i + 0.5) * (nIn / nOut) - 0.5));
     const lo = Math.floor(pos);
@@ -251,7 +267,13 @@ function backgroundField(x) {
 }
 
 export function normalizeInk(g, notes = {}) {
-  const x = gray(g.w, g.h), invert = inkIsDark(g);
+  notes.dark = inkIsDark(g);
+  return keepDigit(inkImage(g, notes.dark), notes);
+}
+
+// preprocess.ink_image: ink in (0, 1] on 0; `dark`: whether the ink is darker than the paper.
+export function inkImage(g, dark) {
+  const x = gray(g.w, g.h), invert = dark;
   for (let i = 0; i < x.a.length; i++) x.a[i] = invert ? 1 - g.a[i] : g.a[i];
   const field = backgroundField(x);
   for (let i = 0; i < x.a.length; i++) x.a[i] -= field.a[i];
@@ -267,12 +289,12 @@ export function normalizeInk(g, notes = {}) {
     for (let i = 0; i < row.length; i++) row[i] = Math.max(row[i] - rule, 0);
   }
   for (let i = 0; i < n; i++) if (x.a[i] < INK_LEVEL) x.a[i] = 0; // paper texture, JPEG ringing, faint shadows
-  return keepDigit(x, notes);
+  return x;
 }
 
 // 8-connected components of x > 0 (preprocess.components): labels 0..n-1 in raster order of their
 // first pixel (-1 for paper), each component's ink and bounding box [top, left, bottom, right].
-function components(x) {
+export function components(x) {
   const { w, h, a } = x, labels = new Int32Array(w * h).fill(-1), boxes = [], ink = [];
   for (let start = 0; start < w * h; start++) {
     if (!(a[start] > 0) || labels[start] >= 0) continue;
@@ -300,6 +322,7 @@ function keepDigit(x, notes) {
   edgeLines(x);
   const { w, h } = x, { labels, boxes, ink } = components(x), n = boxes.length;
   notes.digits = n > 0 ? 1 : 0;
+  if (n === 1) notes.box = notes.extent = boxes[0];
   if (n <= 1) return x;
   let main = 0;
   for (let i = 1; i < n; i++) if (ink[i] > ink[main]) main = i;
@@ -319,13 +342,17 @@ function keepDigit(x, notes) {
     if (keep[i] && i !== main && sideBySide && tall && ink[i] >= 0.2 * ink[main]) digits++;
   });
   notes.digits = digits;
+  notes.box = boxes[main];
+  const kept = boxes.filter((_, i) => keep[i]);
+  notes.extent = [Math.min(...kept.map((b) => b[0])), Math.min(...kept.map((b) => b[1])),
+    Math.max(...kept.map((b) => b[2])), Math.max(...kept.map((b) => b[3]))];
   if (keep.every(Boolean)) return x;
   for (let p = 0; p < w * h; p++) if (labels[p] >= 0 && !keep[labels[p]]) x.a[p] = 0;
   return x;
 }
 
 // preprocess.edge_lines: a form's box lines along the edges (in place).
-function edgeLines(x) {
+export function edgeLines(x) {
   const { w, h, a } = x, rows = new Float64Array(h), cols = new Float64Array(w);
   for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) if (a[y * w + c] > 0) { rows[y]++; cols[c]++; }
   for (let y = 0; y < h; y++) rows[y] /= w;
@@ -460,7 +487,11 @@ function pad(g, p) {
 // `notes` receives what was seen on the way (digits: how many side by side).
 export function toMnist(g, notes = {}) {
   if (isMnistForm(g)) return Float32Array.from(g.a);
-  let x = normalizeInk(enlargeTiny(g), notes);
+  return fitFrame(normalizeInk(enlargeTiny(g), notes));
+}
+
+// preprocess.fit_frame: one digit's ink alone -> MNIST form (cropped, stroke adjusted, 20x20, centred by mass).
+export function fitFrame(x) {
   let top = x.h, bottom = -1, left = x.w, right = -1;
   for (let y = 0; y < x.h; y++) for (let c = 0; c < x.w; c++) {
     if (x.a[y * x.w + c] !== 0) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, c); right = Math.max(right, c); }
