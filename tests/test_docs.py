@@ -69,6 +69,26 @@ def test_the_quick_start_runs_as_written(tmp_path):
     assert proc.stdout.strip() == shown
 
 
+def test_the_number_example_runs_as_written(tmp_path):
+    """The README's number example: the drawn 170 is read whole and sure, by infer and by the API,
+    and prints what the README says."""
+    import edgemnist
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("A number written in one line is read whole", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.replace(".venv/bin/python", sys.executable).replace(".venv/bin/edgemnist", f"{sys.executable} -m edgemnist")
+                for line in block.strip().splitlines()]
+    assert len(commands) == 2
+    subprocess.run(commands[0], shell=True, check=True, cwd=tmp_path, timeout=60)
+    proc = subprocess.run(commands[1], shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    shown = re.search(r"It prints `(number\.png: 170 [^`]*)`", text).group(1)
+    assert proc.stdout.strip() == shown
+    result = edgemnist.load().classify(tmp_path / "number.png")
+    assert result.number == "170" and result.sure and [d.label for d in result.digits] == [1, 7, 0]
+    assert all(d.box is not None and d.box[2] > 0 for d in result.digits)
+
+
 def test_benchmarks_are_modules_on_public_names_and_one_sampler():
     """Each benchmark runs as `python -m benchmarks.NAME` from the root: no sys.path edits, nothing
     from tests/, no private name of edgemnist, and one timing sampler in the whole tree."""
