@@ -46,35 +46,42 @@ FIRST_PREDICTION = """async () => {
   return {label: r.label, ms: performance.now()};
 }"""
 
-PAD_ANSWERS = """async (rounds) => {
-  // digits drawn on a 280x280 pad the way the page's pad holds them (dark ink on white, round pen),
-  // each answered by classifyImageData: preprocessing (the JS port) + one model run
+PAD_ANSWERS = """async ([rounds, per]) => {
+  // digits drawn the way the page's pad holds them (dark ink on white, round pen), one on a 280x280
+  // canvas or `per` in a line on the 840x280 pad (each at 0.55 scale in its slot), each picture
+  // answered by classifyImageData: preprocessing (the JS port) + one model run
   const strokes = [
     [[[70, 56], [210, 56], [126, 238]]],
     [[[140, 40], [136, 240]]],
     [[[90, 70], [120, 45], [170, 45], [195, 80], [185, 120], [85, 225], [200, 225]]],
     [[[95, 40], [85, 160], [205, 160]], [[170, 80], [170, 245]]],
   ];
-  const c = new OffscreenCanvas(280, 280).getContext('2d', { willReadFrequently: true });
-  const times = [], pre = [];
+  const W = per === 1 ? 280 : 840, s = per === 1 ? 1 : 0.55;
+  const c = new OffscreenCanvas(W, 280).getContext('2d', { willReadFrequently: true });
+  const times = [], pre = [], numbers = [];
   for (let r = 0; r < rounds; r++) {
-    for (const [k, digit] of strokes.entries()) {
-      c.fillStyle = '#fff'; c.fillRect(0, 0, 280, 280);
-      c.strokeStyle = '#000'; c.lineWidth = 14 + (r % 3) * 4; c.lineCap = 'round'; c.lineJoin = 'round';
-      const dx = ((r * 7 + k * 13) % 40) - 20, dy = ((r * 11 + k * 5) % 30) - 15;
-      for (const line of digit) {
-        c.beginPath(); c.moveTo(line[0][0] + dx, line[0][1] + dy);
-        for (const [x, y] of line.slice(1)) c.lineTo(x + dx, y + dy);
-        c.stroke();
+    for (const [k] of strokes.entries()) {
+      c.fillStyle = '#fff'; c.fillRect(0, 0, W, 280);
+      c.strokeStyle = '#000'; c.lineWidth = (14 + (r % 3) * 4) * s; c.lineCap = 'round'; c.lineJoin = 'round';
+      for (let j = 0; j < per; j++) {
+        const digit = strokes[(k + j) % strokes.length];
+        const dx = ((r * 7 + k * 13 + j * 3) % 40) - 20, dy = ((r * 11 + k * 5 + j * 7) % 30) - 15;
+        const ox = per === 1 ? 0 : 20 + j * 160 - 140 * s + 80, oy = per === 1 ? 0 : 140 - 140 * s;
+        for (const line of digit) {
+          c.beginPath(); c.moveTo(ox + (line[0][0] + dx) * s, oy + (line[0][1] + dy) * s);
+          for (const [x, y] of line.slice(1)) c.lineTo(ox + (x + dx) * s, oy + (y + dy) * s);
+          c.stroke();
+        }
       }
-      const image = c.getImageData(0, 0, 280, 280);
+      const image = c.getImageData(0, 0, W, 280);
       const t = performance.now();
       const answer = await window.edgemnist.classifyImageData(image);
       times.push(performance.now() - t);
       pre.push(answer.timing.preprocess_ms);
+      numbers.push(answer.number);
     }
   }
-  return { times, pre };
+  return { times, pre, numbers };
 }"""
 
 SPEED = """async ([batch, seconds]) => {
@@ -92,12 +99,14 @@ SPEED = """async ([batch, seconds]) => {
 }"""
 
 
-def pad_answers(page, rounds: int) -> dict:
-    """classifyImageData on 280x280 pad drawings: p50/p90 ms per answer, and of its preprocessing."""
-    page.evaluate(PAD_ANSWERS, 3)  # warm-up (JIT)
-    r = page.evaluate(PAD_ANSWERS, rounds)
+def pad_answers(page, rounds: int, per: int = 1) -> dict:
+    """classifyImageData on pad drawings (one digit on 280x280, or `per` in a line on 840x280): p50/p90
+    ms per answer, and of its preprocessing; how many answers had `per` digits."""
+    page.evaluate(PAD_ANSWERS, [3, per])  # warm-up (JIT)
+    r = page.evaluate(PAD_ANSWERS, [rounds, per])
     return {"answer_p50_ms": float(np.percentile(r["times"], 50)), "answer_p90_ms": float(np.percentile(r["times"], 90)),
-            "preprocess_p50_ms": float(np.percentile(r["pre"], 50)), "n": len(r["times"])}
+            "preprocess_p50_ms": float(np.percentile(r["pre"], 50)), "n": len(r["times"]),
+            "read_whole": sum(len(n) == per for n in r["numbers"])}
 
 
 def cold_load(playwright, url: str) -> dict:
@@ -160,10 +169,13 @@ def main() -> None:
         site = web.build(Path(tmp, "pad"), MODELS["int8"])["site"]
         with b.served(Path(site)) as url:
             chromium = b.launch(p)
-            report["pad"] = pad_answers(b.open_page(chromium, url)[0], rounds=50)
+            page = b.open_page(chromium, url)[0]
+            report["pad"] = pad_answers(page, rounds=50)
+            report["pad_number"] = pad_answers(page, rounds=50, per=5)
             chromium.close()
         if args.pad_only:
-            print(f"{describe(report['cpu'])}; classifyImageData on 280x280 drawings, int8: {report['pad']}")
+            print(f"{describe(report['cpu'])}; classifyImageData, int8, on 280x280 drawings: {report['pad']}; "
+                  f"on five-digit 840x280 drawings: {report['pad_number']}")
             return
         built = {name: web.build(Path(tmp, name), path) for name, path in MODELS.items()}
         report["site_files"] = built["int8"]["files"]
@@ -198,6 +210,9 @@ def print_report(r: dict) -> None:
     pad = r["pad"]
     print(f"\nOne answer on a 280x280 drawing (`classifyImageData`, int8, n {pad['n']}): p50 {pad['answer_p50_ms']:.2f} ms, "
           f"p90 {pad['answer_p90_ms']:.2f} ms; its preprocessing p50 {pad['preprocess_p50_ms']:.2f} ms")
+    five = r["pad_number"]
+    print(f"One answer on a five-digit 840x280 drawing (n {five['n']}, {five['read_whole']} read as five digits): "
+          f"p50 {five['answer_p50_ms']:.2f} ms, p90 {five['answer_p90_ms']:.2f} ms; its preprocessing p50 {five['preprocess_p50_ms']:.2f} ms")
     print("\n| runtime | precision | batch | p50 µs | p90 µs | images/s |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for row in r["rows"]:
