@@ -214,6 +214,7 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
     for i, a in enumerate(atoms):
         first.setdefault(a[0], i)
     last = {a[0]: i for i, a in enumerate(atoms)}
+    members = {k: np.flatnonzero(g == k) for k in first}  # each group's pixels
     for i in range(len(atoms)):
         for j in range(i + 1, len(atoms) + 1):
             run = atoms[i:j]
@@ -227,9 +228,7 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
                 if len(groups) > 1 or last[run[0][0]] < j:
                     break
                 continue  # a whole mark is always a piece, however wide
-            sel = np.zeros(len(rows), bool)
-            for k, a, b in run:
-                sel |= (g == k) & (sheared >= a) & (sheared < b)
+            sel = np.concatenate([members[k][(sheared[members[k]] >= a) & (sheared[members[k]] < b)] for k, a, b in run])
             r, c = rows[sel], cols[sel]
             t, lft = int(r.min()), int(c.min())
             h, w = int(r.max()) - t + 1, int(c.max()) - lft + 1
@@ -268,19 +267,18 @@ def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = Non
 
 
 def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tuple[float, tuple[int, ...]]]:
-    """The two best paths of pieces across the line with `least` to `most` pieces: (score, pieces)."""
-    table: dict[tuple[int, int], list[tuple[float, tuple[int, ...]]]] = {(0, 0): [(0.0, ())]}
-    for end in range(1, lat.atoms + 1):
-        for p, (i, j) in enumerate(lat.spans):
-            if j != end:
+    """The two best paths of pieces across the line with `least` to `most` pieces: (score, pieces).
+    States (atom reached, pieces so far) keep their two best paths; ties keep the order found."""
+    table: dict[int, dict[int, list[tuple[float, tuple[int, ...]]]]] = {0: {0: [(0.0, ())]}}
+    for p, (i, j) in sorted(enumerate(lat.spans), key=lambda e: e[1][1]):  # by end, stable: as found
+        for k, entries in list(table.get(i, {}).items()):
+            if k >= most:
                 continue
-            for (atom, k), entries in list(table.items()):
-                if atom != i or k >= most:
-                    continue
-                bucket = table.setdefault((end, k + 1), [])
-                bucket += [(s + score[p], path + (p,)) for s, path in entries]
-                bucket.sort(key=lambda e: -e[0])
-                del bucket[2:]
+            bucket = table.setdefault(j, {}).setdefault(k + 1, [])
+            bucket += [(s + score[p], path + (p,)) for s, path in entries]
+            bucket.sort(key=lambda e: -e[0])
+            del bucket[2:]
+    table = {(atom, k): entries for atom, ks in table.items() for k, entries in ks.items()}
     return sorted((e for k in range(least, most + 1) for e in table.get((lat.atoms, k), [])), key=lambda e: -e[0])[:2]
 
 
