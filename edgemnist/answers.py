@@ -66,7 +66,7 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
               "number": "".join(str(d["label"]) for d in digits), "digits": digits}
     if len(digits) == 1:
         result |= {"probabilities": probs[parse.pieces[0]], "top_k": digits[0]["top_k"]}
-    return result | {"pixels": lat.pieces[parse.pieces]}
+    return result | {"pixels": lat.pieces[parse.pieces], "margin": parse.margin}
 
 
 def softmax_row(logits: list[float]) -> list[float]:
@@ -96,11 +96,12 @@ def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[
             answers[j] = answer(model, part, [n], top_k, rows)[0] | {"pixels": pixels}
         else:
             answers[j] = read_line(model, pixels, rows[: len(pixels.pieces)], top_k, count)
-            if pixels.single is not None and len(answers[j].get("digits", ())) == 1:  # one wide digit, read as before
-                box = answers[j]["digits"][0]["box"]
+            margin = answers[j].pop("margin", math.inf)
+            if pixels.single is not None and len(answers[j].get("digits", ())) == 1:  # one wide digit, read as before,
+                box = answers[j]["digits"][0]["box"]  # sure only if no reading as several digits comes close
                 answers[j] = answer(model, pixels.single[None], [n], top_k, rows[-1:])[0] | {"pixels": pixels.single}
                 answers[j]["digits"][0]["box"] = box
-                answers[j]["sure"] = answers[j]["digits"][0]["sure"] = False  # it may be two digits touching
+                answers[j]["sure"] = answers[j]["digits"][0]["sure"] = answers[j]["sure"] and margin >= segment.PARAMS["margin"]
     for j, (name, p) in enumerate(zip(names, prepared)):
         if p is None:
             continue

@@ -247,17 +247,17 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
 def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = None) -> Parse | None:
     """The best parse of the line for the model's log-probabilities of every piece ([P, 10]); `count`
     (least, most) holds the number of digits. None: no parse fits `count`. The runner-up is scored
-    without the cost of cuts: a cut that the model alone finds as good as no cut makes the parse
-    doubtful, whichever way the costs tipped it."""
+    without the costs of cuts and joins: a cut or a join that the model alone finds as good makes the
+    parse doubtful, whichever way the costs tipped it."""
     mean, sd = np.array(PARAMS["aspect_log_mean"]), np.array(PARAMS["aspect_log_sd"])
     prior = -0.5 * ((np.log(np.array(lat.aspects))[:, None] - mean) / sd) ** 2
-    join = PARAMS["join_cost"] * (np.array(lat.marks, np.float64)[:, None] - 1)
-    evidence = logprobs + PARAMS["aspect_weight"] * prior + join + PARAMS["piece_cost"]
+    evidence = logprobs + PARAMS["aspect_weight"] * prior + PARAMS["piece_cost"]
     cut = 0.5 * PARAMS["cut_cost"] * np.array(lat.cuts, np.float64)  # each cut has two ends
+    join = PARAMS["join_cost"] * (np.array(lat.marks, np.float64) - 1)
     labels = evidence.argmax(1)
     plain = evidence.max(1)
     least, most = count or (1, lat.atoms)
-    best = _paths(lat, (plain + cut).tolist(), least, most)
+    best = _paths(lat, (plain + cut + join).tolist(), least, most)
     if not best:
         return None
     path = best[0][1]

@@ -118,7 +118,7 @@ function lineAnswer(lat, logits, count, notSureBelow) {
   if (digits.length === 1) Object.assign(result, { probabilities: probs[parse.pieces[0]], top_k: digits[0].top_k });
   const pixels = new Float32Array(parse.pieces.length * 784);
   parse.pieces.forEach((piece, i) => pixels.set(lat.pieces.subarray(piece * 784, piece * 784 + 784), i * 784));
-  return { ...result, pixels };
+  return { ...result, pixels, margin: parse.margin };
 }
 
 async function classifyImageData(imageData, count = null) {
@@ -141,12 +141,13 @@ async function classifyImageData(imageData, count = null) {
   if (!lat) {
     result = { ...oneDigit(softmax(logits), notes.digits, facts.not_sure_below), pixels };
   } else {
-    result = lineAnswer(lat, logits.subarray(0, lat.count * 10), count, facts.not_sure_below);
-    if (single && result.digits.length === 1) { // one wide digit, read as before, but it may be two touching
+    const { margin, ...line } = lineAnswer(lat, logits.subarray(0, lat.count * 10), count, facts.not_sure_below);
+    result = line;
+    if (single && result.digits.length === 1) { // one wide digit, read as before, sure only if no reading as several comes close
       const box = result.digits[0].box;
       result = { ...oneDigit(softmax(logits.subarray(lat.count * 10)), 1, facts.not_sure_below), pixels: single };
-      Object.assign(result.digits[0], { box, sure: false });
-      result.sure = false;
+      result.sure = result.sure && margin >= PARAMS.margin;
+      Object.assign(result.digits[0], { box, sure: result.sure });
     }
   }
   return { ...result, timing: { preprocess_ms: mid - start, model_ms: performance.now() - mid } };

@@ -227,7 +227,7 @@ function paths(lat, score, least, most) {
 }
 
 // segment.read: the best parse for the pieces' log-probabilities ([P*10]) and its margin over the
-// best parse of other pieces, scored without the cost of cuts; null when none has `count` digits.
+// best parse of other pieces, scored without the costs of cuts and joins; null when none has `count` digits.
 export function read(lat, logprobs, count = null) {
   const labels = [], plain = [], withCut = [];
   for (let p = 0; p < lat.count; p++) {
@@ -235,10 +235,10 @@ export function read(lat, logprobs, count = null) {
     const la = Math.log(lat.aspects[p]);
     for (let d = 0; d < 10; d++) {
       const z = (la - P.aspect_log_mean[d]) / P.aspect_log_sd[d];
-      const e = logprobs[p * 10 + d] + P.aspect_weight * (-0.5 * (z * z)) + P.join_cost * (lat.marks[p] - 1) + P.piece_cost;
+      const e = logprobs[p * 10 + d] + P.aspect_weight * (-0.5 * (z * z)) + P.piece_cost;
       if (e > best) { best = e; label = d; }
     }
-    labels.push(label); plain.push(best); withCut.push(best + 0.5 * P.cut_cost * lat.cuts[p]);
+    labels.push(label); plain.push(best); withCut.push(best + 0.5 * P.cut_cost * lat.cuts[p] + P.join_cost * (lat.marks[p] - 1));
   }
   const [least, most] = count ?? [1, lat.atoms];
   const best = paths(lat, withCut, least, most);
