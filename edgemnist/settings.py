@@ -126,7 +126,7 @@ class TrainConfig:
     seed: int = 0
     holdout: int = 2000  # training images kept out of training (seeded), for fitting the temperature
     variants: int = 6000  # pen-stroke digits in forms MNIST rarely has, mixed into training (training/variants.py)
-    fragments: int = 0  # pieces of a line taught as no digit (training/fragments.py): off, it cost tight crops 0.1-0.2 pp (docs/design.md)
+    fragments: int = 0  # touching pairs taught as no digit (training/fragments.py): off, see docs/benchmarks.md, Numbers
 
     def __post_init__(self):
         if not 0 <= self.holdout <= 30000:

@@ -171,7 +171,7 @@ def test_failed_save_keeps_the_good_checkpoint_and_leaves_no_temp_file(tmp_path,
 
 
 def test_fragments_are_pieces_of_lines_and_no_digit_is_a_uniform_target(mnist):
-    """training/fragments.py: cut digits and touching pairs labelled NO_DIGIT, slivers their digit, in
+    """training/fragments.py: touching pairs labelled NO_DIGIT, slivers their digit, in
     MNIST's framing; the loss takes NO_DIGIT against the uniform distribution (its minimum, log 10,
     at equal logits)."""
     import math
@@ -183,7 +183,7 @@ def test_fragments_are_pieces_of_lines_and_no_digit_is_a_uniform_target(mnist):
     again, _ = fragments.render(mnist.train_images[:2000], mnist.train_labels[:2000], 600, seed=0)
     assert images.shape == (600, 28, 28) and images.dtype == np.uint8 and np.array_equal(images, again)
     share = float((labels == fragments.NO_DIGIT).mean())
-    assert 0.5 <= share <= 0.8, share  # parts and pairs: 70% of the draws, less the parts too thin to be no digit
+    assert 0.5 <= share <= 0.7, share  # pairs: 60% of the draws
     assert set(labels[labels >= 0].tolist()) <= set(range(10))
     assert images[:, 4:24, 4:24].sum() > 0.95 * images.sum(dtype=np.int64)  # fitted in 20x20 like MNIST
     equal = torch.zeros(2, 10)
