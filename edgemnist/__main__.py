@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 
 
 def _interrupted_while_starting(signum, frame) -> None:
@@ -13,9 +14,21 @@ def _interrupted_while_starting(signum, frame) -> None:
 
 def run() -> None:
     signal.signal(signal.SIGINT, _interrupted_while_starting)
-    from edgemnist.cli import main
+    from edgemnist.cli import EXIT_INTERRUPTED, main
 
-    main()
+    try:
+        main()
+    except SystemExit as e:
+        if e.code != EXIT_INTERRUPTED:
+            raise
+        # not a normal exit: a Ctrl-C that landed inside a module's import can leave CPython's own mark
+        # of an unhandled interrupt, which ends the process by SIGINT (-2) whatever code was asked for
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe: nothing more to say
+                pass
+        os._exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

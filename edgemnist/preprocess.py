@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 import stat
 import warnings
@@ -30,14 +31,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from edgemnist import ImageError, contract, first_line
 
-MAX_PIXELS = 40_000_000  # refuse larger images from their header, before decoding (decompression bombs)
-WORK_SIDE = 96  # the pixel work happens at about this size (the digit ends as 20x20)
-MIN_SIDE = 48  # smaller pictures (8-47 px crops) are enlarged to this first, so strokes have a width
+# The parameters this file and the page's preprocess.js both read (its "why" says what each is for)
+TABLE = json.loads((Path(__file__).parent / "webapp" / "preprocess.json").read_text())
+P = TABLE["preprocess"]
+MAX_PIXELS = P["max_pixels"]
+WORK_SIDE = P["work_side"]
+MIN_SIDE = P["min_side"]
 BOX, FRAME = 20, contract.IMAGE_SIZE  # MNIST: digit fitted in 20x20, centred by mass in 28x28
-MNIST_STROKE = 2.2  # typical MNIST stroke width in pixels of the 28x28 frame
-FIELD_SIDE = 16  # the lighting field is fitted on a block-mean reduction to about this size
-MIN_PART = 0.08  # a component with less ink than this share of the largest one is a speck
-INK_LEVEL = 0.25  # after contrast normalisation, fainter than this is paper (texture, JPEG ringing)
+MNIST_STROKE = P["mnist_stroke"]
+FIELD_SIDE = P["field_side"]
+MIN_PART = P["speck"]
+INK_LEVEL = P["ink_level"]
 DECODED_SCALE = "edgemnist.decoded_scale"  # open_image's note in Image.info: the file's pixels per decoded pixel
 
 
@@ -149,7 +153,7 @@ def _composite(rgba: np.ndarray) -> np.ndarray:
     return gray * alpha + background * (1 - alpha)
 
 
-def _ring(a: np.ndarray, share: float = 0.05) -> np.ndarray:
+def _ring(a: np.ndarray, share: float) -> np.ndarray:
     """The outer ring, `share` of the shorter side wide (at least one pixel)."""
     return np.take(a, _ring_index(a.shape, share))
 
@@ -175,7 +179,7 @@ def _median(v: np.ndarray) -> float:
 
 
 def is_mnist_form(gray: np.ndarray) -> bool:
-    return gray.shape == (FRAME, FRAME) and _median(_ring(gray)) < 0.1
+    return gray.shape == (FRAME, FRAME) and _median(_ring(gray, P["mnist_form_ring"])) < P["mnist_form_paper"]
 
 
 def _enlarge_tiny(gray: np.ndarray) -> np.ndarray:
@@ -209,8 +213,8 @@ def ink_is_dark(gray: np.ndarray) -> bool:
     when the ink touches every edge or a form's box lines run along them, whatever the paper's own
     level. (Measured on the tuning crops: a 5% ring is right on 60% of form cells, 15% on 99%.)"""
     v = np.sort(gray, axis=None)  # one vectorised sort is cheaper than two partitions here
-    k = v.size // 1000
-    return _median(_ring(gray, 0.15)) > (float(v[k]) + float(v[-1 - k])) / 2
+    k = v.size // P["tail_divisor"]
+    return _median(_ring(gray, P["polarity_ring"])) > (float(v[k]) + float(v[-1 - k])) / 2
 
 
 _BIN_CENTRES = (np.arange(64) + 0.5) / 64
@@ -283,7 +287,7 @@ def background_field(x: np.ndarray) -> np.ndarray:
     coef = np.zeros(6)
     for fit in range(2):
         n = np.count_nonzero(paper)
-        terms = 6 if n >= max(24, z.size // 4) else 3 if n >= 12 else 0
+        terms = 6 if n >= max(P["field_terms_6_at"], z.size // P["field_terms_6_divisor"]) else 3 if n >= P["field_terms_3_at"] else 0
         coef[:] = 0.0
         a = design[paper, :terms]
         ata = a.T @ a
@@ -295,8 +299,8 @@ def background_field(x: np.ndarray) -> np.ndarray:
         if fit == 1:
             break
         resid = z - design @ coef
-        noise = 1.25 * np.abs(resid[paper]).sum() / n + 0.01  # the mean absolute deviation of Gaussian noise is 0.8 sigma
-        paper = resid <= 2.5 * noise
+        noise = P["field_mad_to_sigma"] * np.abs(resid[paper]).sum() / n + P["field_noise_floor"]
+        paper = resid <= P["field_paper_sigmas"] * noise
     (u, uu), (v, vv) = _axis32(x.shape[1]), _axis32(x.shape[0])
     c0, cu, cv, cuu, cuv, cvv = coef.tolist()
     across = c0 + cu * u + cuu * uu  # the terms of u alone, one row
@@ -318,13 +322,13 @@ def ink_image(gray: np.ndarray, dark: bool | None = None) -> np.ndarray:
     ruled lines and paper texture taken off."""
     x = 1.0 - gray if (ink_is_dark(gray) if dark is None else dark) else gray
     x = x - background_field(x)
-    ink = _kth(x.ravel(), x.size - 1 - x.size // 1000)  # the 99.9th percentile
-    if ink < 0.15:
+    ink = _kth(x.ravel(), x.size - 1 - x.size // P["tail_divisor"])  # the 99.9th percentile
+    if ink < P["min_contrast"]:
         raise PreprocessError("no digit found (blank or featureless image)")
     x = np.clip(x * (1.0 / ink), 0.0, 1.0)
-    k = x.shape[1] // 10  # a ruled line crosses the whole width: it lifts even a row's 10th percentile;
-    rules = np.partition(x, k, axis=1)[:, k]  # a digit, even cropped tight, leaves paper in almost every row
-    rules[rules >= 0.5] = 0.0  # (or fills it: then it is ink, not a faint line)
+    k = x.shape[1] // P["rule_row_divisor"]  # a ruled line crosses the whole width: it lifts even a row's 10th
+    rules = np.partition(x, k, axis=1)[:, k]  # percentile; a digit, even cropped tight, leaves paper in almost every row
+    rules[rules >= P["rule_is_ink"]] = 0.0  # (or fills it: then it is ink, not a faint line)
     x = np.maximum(x - rules[:, None], 0.0)
     x[x < INK_LEVEL] = 0.0
     return x
@@ -406,20 +410,20 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     main = int(np.argmax(ink))
     keep = ink >= MIN_PART * ink[main]
     top, left, bottom, right = boxes.T
-    flat = (right - left + 1 >= w / 2) & (bottom - top + 1 <= max(1, h // 25))
+    flat = (right - left + 1 >= P["ruled_line_width"] * w) & (bottom - top + 1 <= max(1, h // P["ruled_line_height_divisor"]))
     if keep.sum() > 1:
         keep &= ~flat | (np.arange(n) == main)  # a ruled line
     main_top, main_left, main_bottom, main_right = boxes[main]
     apart = (right < main_left) | (left > main_right)  # no column in common with the digit
     beside = apart & ((left == 0) | (right == w - 1))
-    keep &= ~(beside & (ink < 0.5 * ink[main]))  # a neighbour's piece at the left or right edge
+    keep &= ~(beside & (ink < P["neighbour_ink"] * ink[main]))  # a neighbour's piece at the left or right edge
     if notes is not None:
         # another digit beside this one: a quarter of the narrower one's columns in common at most,
         # half its height or more, a fifth of its ink or more
         shared = np.minimum(right, main_right) - np.maximum(left, main_left) + 1
-        side_by_side = shared <= 0.25 * np.minimum(right - left + 1, main_right - main_left + 1)
-        tall = bottom - top + 1 >= 0.5 * (main_bottom - main_top + 1)
-        others = keep & side_by_side & tall & (ink >= 0.2 * ink[main]) & (np.arange(n) != main)
+        side_by_side = shared <= P["side_by_side_shared"] * np.minimum(right - left + 1, main_right - main_left + 1)
+        tall = bottom - top + 1 >= P["side_by_side_height"] * (main_bottom - main_top + 1)
+        others = keep & side_by_side & tall & (ink >= P["side_by_side_ink"] * ink[main]) & (np.arange(n) != main)
         notes["digits"] = 1 + int(others.sum())
         notes["box"] = boxes[main].tolist()
         kept = boxes[keep]
@@ -438,19 +442,19 @@ def edge_lines(x: np.ndarray, mask: np.ndarray) -> bool:
     when something was erased."""
     h, w = mask.shape
     covers = mask.sum(axis=1) / w, mask.sum(axis=0) / h
-    if covers[0].max() < 0.9 and covers[1].max() < 0.9:
+    if covers[0].max() < P["edge_line_cover"] and covers[1].max() < P["edge_line_cover"]:
         return False
     erased = False
     half_width = max(1.0, _stroke_width(mask) / 2)
     for axis, cover in zip((1, 0), covers):
         n = len(cover)
-        line = np.flatnonzero(cover >= 0.9)
-        edge = max(1, int(n * 0.15))
+        line = np.flatnonzero(cover >= P["edge_line_cover"])
+        edge = max(1, int(n * P["edge_band"]))
         for band, inside in ((line[line < edge], 1), (line[line >= n - edge], -1)):
             if not 0 < len(band) <= half_width:
                 continue
             after = band[-1] + 1 if inside == 1 else band[0] - 1
-            if 0 <= after < n and cover[after] > 0.5 * cover[band].min():
+            if 0 <= after < n and cover[after] > P["edge_line_inside"] * cover[band].min():
                 continue
             if axis == 1:
                 x[band, :] = 0.0
@@ -493,10 +497,10 @@ def _adjust_stroke(x: np.ndarray, scale: float) -> np.ndarray:
     """Dilate thin strokes (or erode very thick ones) so they land near MNIST's width after scaling."""
     width = _stroke_width(x > 0.5)
     target = MNIST_STROKE / scale  # in source pixels
-    if width < 0.7 * target:
-        return extreme_filter(x, min(int(round(target - width)) | 1, 9), np.maximum)
-    if width > 2.0 * target:
-        return extreme_filter(x, min(int(round((width - 1.5 * target) / 2)) | 1, 9), np.minimum)
+    if width < P["stroke_thin"] * target:
+        return extreme_filter(x, min(int(round(target - width)) | 1, P["stroke_filter_max"]), np.maximum)
+    if width > P["stroke_thick"] * target:
+        return extreme_filter(x, min(int(round((width - P["stroke_thick_to"] * target) / 2)) | 1, P["stroke_filter_max"]), np.minimum)
     return x
 
 

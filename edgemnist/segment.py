@@ -18,16 +18,14 @@ port too.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from edgemnist import preprocess as pp
 
-PARAMS = json.loads((Path(__file__).parent / "webapp" / "preprocess.json").read_text())["segment"]
+PARAMS = pp.TABLE["segment"]
 
 
 @dataclass

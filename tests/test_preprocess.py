@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,27 @@ def test_two_digits_side_by_side_are_read_as_a_number(mnist, model, tmp_path):
     Image.fromarray(255 - np.kron(np.pad(mnist.test_images[0], 8), np.ones((3, 3), np.uint8))).save(one)
     single = classify(model, [str(one)])[0]
     assert single["sure"] and "note" not in single and single["label"] == mnist.test_labels[0]
+
+
+def test_both_ports_read_every_parameter_from_the_one_table():
+    """webapp/preprocess.json is the one source of the ports' parameters: every key of it is read by
+    the Python port and by the page's, and every preprocess value has its reason."""
+    import json
+
+    from edgemnist import preprocess
+
+    webapp = Path(preprocess.__file__).parent / "webapp"
+    table = json.loads((webapp / "preprocess.json").read_text())
+    package = webapp.parent
+    python = {"preprocess": (package / "preprocess.py").read_text(),
+              "segment": (package / "segment.py").read_text() + (package / "answers.py").read_text()}
+    page = {"preprocess": (webapp / "preprocess.js").read_text(),
+            "segment": (webapp / "segment.js").read_text() + (webapp / "edgemnist.js").read_text()}
+    for section in ("preprocess", "segment"):
+        for key in table[section]:
+            assert f'"{key}"' in python[section] or f'["{key}"]' in python[section], (section, key)
+            assert f".{key}" in page[section] or f"{key}:" in page[section], (section, key)
+    for key in table["why"]:
+        assert key in table["preprocess"], key
+    explained = " ".join(table["why"].values()) + " ".join(table["why"])
+    assert all(key in explained for key in table["preprocess"]), [k for k in table["preprocess"] if k not in explained]

@@ -180,11 +180,11 @@ def test_int8_in_the_browser_matches_the_reference_semantics(browser, sites, mni
     assert console.errors == []
 
 
-CLASSIFY_FILES = """async (names) => {
+CLASSIFY_FILES = """async ([names, count]) => {
   const out = [];
   for (const name of names) {
     try {
-      const r = await window.edgemnist.classifyBlob(await (await fetch('/files/' + name)).blob());
+      const r = await window.edgemnist.classifyBlob(await (await fetch('/files/' + name)).blob(), count);
       out.push({label: r.label, pixels: Array.from(r.pixels)});
     } catch (e) { out.push({error: e.message}); }
   }
@@ -192,10 +192,12 @@ CLASSIFY_FILES = """async (names) => {
 }"""
 
 
-def classify_files_in_page(page, paths: list[Path]) -> list[dict]:
+def classify_files_in_page(page, paths: list[Path], count: list[int] | None = None) -> list[dict]:
+    """Each file through the page's classifyBlob (`count`: its digits, as infer's --digits)."""
     blobs = {p.name: p.read_bytes() for p in paths}
+    page.unroute("**/files/*")
     page.route("**/files/*", lambda route: route.fulfill(body=blobs[route.request.url.rsplit("/", 1)[1]]))
-    return page.evaluate(CLASSIFY_FILES, [p.name for p in paths])
+    return page.evaluate(CLASSIFY_FILES, [[p.name for p in paths], count])
 
 
 def pad_bitmaps(images: np.ndarray, rng: np.random.Generator, out: Path) -> list[Path]:
@@ -232,14 +234,15 @@ def crop_pngs(mnist, n: int, out: Path) -> list[Path]:
 
 
 def test_page_preprocessing_matches_preprocess_py(int8_page, mnist, tmp_path):
-    """The JS port against preprocess.py, step for step: pad bitmaps (280 px, reduced 2x) and crops of
-    every kind (tight, touching edges, tiny, blocky, form cells, neighbours' pieces; both polarities)."""
+    """The JS port against preprocess.py, step for step, on 500 pictures: pad bitmaps (280 px, reduced
+    2x) and crops of every kind (tight, touching edges, tiny, blocky, form cells, neighbours' pieces;
+    both polarities). The worst pixel of every 28x28 within PORT_PIXEL_BOUND, every answer the same."""
     page, console = int8_page
     rng = np.random.default_rng(7)
-    paths = pad_bitmaps(mnist.test_images[rng.choice(10000, 40, replace=False)], rng, tmp_path)
-    paths += crop_pngs(mnist, 60, tmp_path / "crops")
+    paths = pad_bitmaps(mnist.test_images[rng.choice(10000, 150, replace=False)], rng, tmp_path)
+    paths += crop_pngs(mnist, 350, tmp_path / "crops")
     model = runtime.open_model(INT8, "cpu", quiet=True)
-    for path, r in zip(paths, classify_files_in_page(page, paths)):
+    for path, r in zip(paths, classify_files_in_page(page, paths, [1, 1])):  # one digit each: the preprocessing alone
         try:
             python = to_mnist(load_gray(path))
         except PreprocessError as e:
@@ -448,7 +451,8 @@ CLASSIFY_NUMBERS = """async (names) => {
   for (const name of names) {
     try {
       const r = await window.edgemnist.classifyBlob(await (await fetch('/files/' + name)).blob());
-      out.push({number: r.number, sure: r.sure, digits: r.digits.map((d) => ({label: d.label, box: d.box ?? null}))});
+      out.push({number: r.number, sure: r.sure, digits: r.digits.map((d) => ({label: d.label, box: d.box ?? null})),
+                pixels: Array.from(r.pixels)});
     } catch (e) { out.push({error: e.message}); }
   }
   return out;
@@ -458,20 +462,27 @@ CLASSIFY_NUMBERS = """async (names) => {
 def test_numbers_in_the_page_get_infers_answer(int8_page, mnist, tmp_path):
     """Pictures of numbers of every lossless kind (gaps, close, touching, five digits: PNGs in both
     polarities), 250 of them, read by the page's port of segment.py and by `infer`: the same number,
-    the same digits with the same boxes, the same "sure" on every one."""
-    from edgemnist import infer
+    the same digits with the same boxes, the same "sure" on every one, and the digits' 28x28s within
+    PORT_PIXEL_BOUND on the worst pixel."""
+    from edgemnist import answers
+    from edgemnist.preprocess import prepare_one
 
     page, console = int8_page
     paths: list[str] = []
     for kind, n in (("gaps", 70), ("close", 70), ("touching", 60), ("zip", 50)):
         paths += written_numbers.build(mnist.test_images, mnist.test_labels, n, tmp_path / kind, kind, seed=21)[0]
-    python = infer.classify(runtime.open_model(INT8, "cpu", quiet=True), paths)
-    page.unroute("**/files/*")
+    model = runtime.open_model(INT8, "cpu", quiet=True)
+    python = [next(answers.for_prepared(model, [p], [prepare_one(p, model.polarity)])) for p in paths]
     blobs = {Path(p).name: Path(p).read_bytes() for p in paths}
+    page.unroute("**/files/*")
     page.route("**/files/*", lambda route: route.fulfill(body=blobs[route.request.url.rsplit("/", 1)[1]]))
     web = page.evaluate(CLASSIFY_NUMBERS, [Path(p).name for p in paths])
     differ = []
     for path, w, p in zip(paths, web, python):
+        if "pixels" in w and "pixels" in p:
+            seen, mine = np.array(w.pop("pixels"), np.float32).reshape(-1, 28, 28), p["pixels"].reshape(-1, 28, 28)
+            assert seen.shape == mine.shape and np.abs(seen - mine).max() <= PORT_PIXEL_BOUND, path
+        w.pop("pixels", None)
         mine = {"number": p.get("number"), "sure": p.get("sure"),
                 "digits": [{"label": d["label"], "box": d.get("box")} for d in p.get("digits", [])]}
         if "error" in p:

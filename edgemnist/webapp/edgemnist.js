@@ -21,7 +21,7 @@
 // reference semantics, and 2x faster at batch 1 in WebAssembly than the fused integer kernels (QGemm),
 // which win only at large batches (benchmarks/web_bench.py). The download stays the int8 file.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
-import { toGray, toMnist, isMnistForm, loadParams, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
+import { toGray, toMnist, isMnistForm, ready as paramsReady, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
 import { isLine, lineOf, read, plainPiece, PARAMS } from "./segment.js";
 import { checkModelBytes, IntegrityError, sha256Hex, sha256Js } from "./integrity.js";
 
@@ -40,7 +40,7 @@ export function softmax(logits) {
 }
 
 async function load() {
-  const params = loadParams();
+  const params = paramsReady;
   const response = await fetch(new URL("./model.json", import.meta.url));
   if (!response.ok) throw new Error(`model.json: HTTP ${response.status}`);
   const facts = await response.json();
@@ -158,6 +158,7 @@ async function classifyImageData(imageData, count = null) {
 // factor to about 4 x WORK_SIDE px by the browser (as `infer` decodes a JPEG at reduced scale), and
 // `preprocess` then reduces it to the working size with Pillow's box filter.
 export async function decodeBlob(blob) {
+  await paramsReady; // MAX_PIXELS and WORK_SIDE
   const url = URL.createObjectURL(blob);
   try {
     const img = new Image();

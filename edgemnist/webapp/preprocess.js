@@ -3,18 +3,20 @@
 // browser tests compare them pixel by pixel on the same bitmaps.
 
 export const BOX = 20, FRAME = 28;
-export const MNIST_STROKE = 2.2;
-export const WORK_SIDE = 96, MIN_SIDE = 48, FIELD_SIDE = 16;
-export const MIN_PART = 0.08, INK_LEVEL = 0.25;
-export const MAX_PIXELS = 40_000_000;
-// The parameters both ports read (edgemnist/webapp/preprocess.json, copied into the site): filled by
-// loadParams, which edgemnist.js awaits with the model before anything is classified.
+// The parameters this file and preprocess.py both read (edgemnist/webapp/preprocess.json, copied into
+// the site; its "why" says what each is for). `ready` resolves once they are in: edgemnist.js waits for
+// it before anything is read. The named ones below are live bindings, set then.
 export const PARAMS = {};
-export async function loadParams() {
+export let MNIST_STROKE, WORK_SIDE, MIN_SIDE, FIELD_SIDE, MIN_PART, INK_LEVEL, MAX_PIXELS;
+let P = {};
+export const ready = (async () => {
   const response = await fetch(new URL("./preprocess.json", import.meta.url));
   if (!response.ok) throw new Error(`preprocess.json: HTTP ${response.status}`);
   Object.assign(PARAMS, await response.json());
-}
+  P = PARAMS.preprocess;
+  ({ mnist_stroke: MNIST_STROKE, work_side: WORK_SIDE, min_side: MIN_SIDE, field_side: FIELD_SIDE,
+    speck: MIN_PART, ink_level: INK_LEVEL, max_pixels: MAX_PIXELS } = P);
+})();
 
 export class PreprocessError extends Error {}
 
@@ -122,7 +124,7 @@ function ring(g, share) {
 }
 
 export function isMnistForm(g) {
-  return g.w === FRAME && g.h === FRAME && median(ring(g, 0.05)) < 0.1;
+  return g.w === FRAME && g.h === FRAME && median(ring(g, P.mnist_form_ring)) < P.mnist_form_paper;
 }
 
 // Bilinear resize, pixel centres aligned, edges clamped (preprocess.bilinear).
@@ -154,9 +156,9 @@ function enlargeTiny(g) {
 
 // preprocess.ink_is_dark: the outer 15%'s median against the middle of the 0.1st and 99.9th percentiles.
 export function inkIsDark(g) {
-  const n = g.a.length, k = Math.floor(n / 1000);
+  const n = g.a.length, k = Math.floor(n / P.tail_divisor);
   const lo = kth(g.a, k), hi = kth(g.a, n - 1 - k);
-  return median(ring(g, 0.15)) > (lo + hi) / 2;
+  return median(ring(g, P.polarity_ring)) > (lo + hi) / 2;
 }
 
 // preprocess._otsu: Otsu's threshold of values in [0, 1], 64 bins.
@@ -204,7 +206,7 @@ function solve(A, b, n) {
 }
 
 // preprocess.background_field: a quadratic surface fitted to the paper alone on a block-mean
-// reduction to about FIELD_SIDE px (Otsu's lower class, then what lies within 2.5 noise deviations
+// reduction to about FIELD_SIDE px (Otsu's lower class, then what lies within field_paper_sigmas noise deviations
 // above the first fit); a plane or a constant where little paper is left.
 function backgroundField(x) {
   const { w, h } = x;
@@ -226,7 +228,7 @@ function backgroundField(x) {
   for (let iter = 0; iter < 2; iter++) {
     let n = 0;
     for (let i = 0; i < z.length; i++) n += paper[i];
-    const terms = n >= Math.max(24, Math.floor(z.length / 4)) ? 6 : n >= 12 ? 3 : 0;
+    const terms = n >= Math.max(P.field_terms_6_at, Math.floor(z.length / P.field_terms_6_divisor)) ? 6 : n >= P.field_terms_3_at ? 3 : 0;
     let solved = null;
     if (terms) {
       const A = Array.from({ length: terms }, () => new Array(terms).fill(0)), b = new Array(terms).fill(0);
@@ -252,8 +254,8 @@ function backgroundField(x) {
       resid[i] = z[i] - fit;
       if (paper[i]) dev += Math.abs(resid[i]);
     }
-    const noise = (1.25 * dev) / n + 0.01; // the mean absolute deviation of Gaussian noise is 0.8 sigma
-    for (let i = 0; i < z.length; i++) paper[i] = resid[i] <= 2.5 * noise ? 1 : 0;
+    const noise = (P.field_mad_to_sigma * dev) / n + P.field_noise_floor;
+    for (let i = 0; i < z.length; i++) paper[i] = resid[i] <= P.field_paper_sigmas * noise ? 1 : 0;
   }
   const [c0, cu, cv, cuu, cuv, cvv] = coef, fu = linspace(w), fv = linspace(h), out = gray(w, h);
   for (let y = 0; y < h; y++) {
@@ -277,15 +279,15 @@ export function inkImage(g, dark) {
   for (let i = 0; i < x.a.length; i++) x.a[i] = invert ? 1 - g.a[i] : g.a[i];
   const field = backgroundField(x);
   for (let i = 0; i < x.a.length; i++) x.a[i] -= field.a[i];
-  const n = x.a.length, ink = kth(x.a, n - 1 - Math.floor(n / 1000)); // the 99.9th percentile
-  if (ink < 0.15) throw new PreprocessError("no digit found (blank or featureless image)");
+  const n = x.a.length, ink = kth(x.a, n - 1 - Math.floor(n / P.tail_divisor)); // the 99.9th percentile
+  if (ink < P.min_contrast) throw new PreprocessError("no digit found (blank or featureless image)");
   const gain = 1 / ink;
   for (let i = 0; i < n; i++) x.a[i] = Math.min(1, Math.max(0, x.a[i] * gain));
-  const k = Math.floor(x.w / 10);
+  const k = Math.floor(x.w / P.rule_row_divisor);
   for (let y = 0; y < x.h; y++) { // a ruled line crosses the whole width: it lifts even a row's 10th percentile
     const row = x.a.subarray(y * x.w, (y + 1) * x.w);
     let rule = kth(row, k);
-    if (rule >= 0.5) rule = 0; // a digit filling the width is ink, not a faint line
+    if (rule >= P.rule_is_ink) rule = 0; // a digit filling the width is ink, not a faint line
     for (let i = 0; i < row.length; i++) row[i] = Math.max(row[i] - rule, 0);
   }
   for (let i = 0; i < n; i++) if (x.a[i] < INK_LEVEL) x.a[i] = 0; // paper texture, JPEG ringing, faint shadows
@@ -327,19 +329,19 @@ function keepDigit(x, notes) {
   let main = 0;
   for (let i = 1; i < n; i++) if (ink[i] > ink[main]) main = i;
   const keep = ink.map((v) => v >= MIN_PART * ink[main]);
-  const flat = boxes.map(([top, left, bottom, right]) => right - left + 1 >= w / 2 && bottom - top + 1 <= Math.max(1, Math.floor(h / 25)));
+  const flat = boxes.map(([top, left, bottom, right]) => right - left + 1 >= P.ruled_line_width * w && bottom - top + 1 <= Math.max(1, Math.floor(h / P.ruled_line_height_divisor)));
   if (keep.filter(Boolean).length > 1) flat.forEach((f, i) => { if (f && i !== main) keep[i] = false; }); // a ruled line
   const [mainTop, mainLeft, mainBottom, mainRight] = boxes[main];
   let digits = 1;
   boxes.forEach(([top, left, bottom, right], i) => {
     const apart = right < mainLeft || left > mainRight; // no column in common with the digit
-    if (apart && (left === 0 || right === w - 1) && ink[i] < 0.5 * ink[main]) keep[i] = false; // a neighbour's piece at the edge
+    if (apart && (left === 0 || right === w - 1) && ink[i] < P.neighbour_ink * ink[main]) keep[i] = false; // a neighbour's piece at the edge
     // another digit beside this one: half its height or more, a fifth of its ink or more, a quarter of
     // the narrower one's columns in common at most
     const shared = Math.min(right, mainRight) - Math.max(left, mainLeft) + 1;
-    const sideBySide = shared <= 0.25 * Math.min(right - left + 1, mainRight - mainLeft + 1);
-    const tall = bottom - top + 1 >= 0.5 * (mainBottom - mainTop + 1);
-    if (keep[i] && i !== main && sideBySide && tall && ink[i] >= 0.2 * ink[main]) digits++;
+    const sideBySide = shared <= P.side_by_side_shared * Math.min(right - left + 1, mainRight - mainLeft + 1);
+    const tall = bottom - top + 1 >= P.side_by_side_height * (mainBottom - mainTop + 1);
+    if (keep[i] && i !== main && sideBySide && tall && ink[i] >= P.side_by_side_ink * ink[main]) digits++;
   });
   notes.digits = digits;
   notes.box = boxes[main];
@@ -357,15 +359,15 @@ export function edgeLines(x) {
   for (let y = 0; y < h; y++) for (let c = 0; c < w; c++) if (a[y * w + c] > 0) { rows[y]++; cols[c]++; }
   for (let y = 0; y < h; y++) rows[y] /= w;
   for (let c = 0; c < w; c++) cols[c] /= h;
-  if (Math.max(...rows, ...cols) < 0.9) return;
+  if (Math.max(...rows, ...cols) < P.edge_line_cover) return;
   const halfWidth = Math.max(1, strokeWidth(x, 0) / 2);
   for (const [isRows, cover] of [[true, rows], [false, cols]]) {
-    const n = cover.length, edge = Math.max(1, Math.trunc(n * 0.15)), line = [];
-    cover.forEach((v, i) => { if (v >= 0.9) line.push(i); });
+    const n = cover.length, edge = Math.max(1, Math.trunc(n * P.edge_band)), line = [];
+    cover.forEach((v, i) => { if (v >= P.edge_line_cover) line.push(i); });
     for (const [band, inside] of [[line.filter((i) => i < edge), 1], [line.filter((i) => i >= n - edge), -1]]) {
       if (!(band.length > 0 && band.length <= halfWidth)) continue;
       const after = inside === 1 ? band[band.length - 1] + 1 : band[0] - 1;
-      if (after >= 0 && after < n && cover[after] > 0.5 * Math.min(...band.map((i) => cover[i]))) continue;
+      if (after >= 0 && after < n && cover[after] > P.edge_line_inside * Math.min(...band.map((i) => cover[i]))) continue;
       for (const i of band) {
         if (isRows) a.fill(0, i * w, (i + 1) * w);
         else for (let y = 0; y < h; y++) a[y * w + i] = 0;
@@ -419,8 +421,8 @@ function extremeFilter(g, size, isMax) {
 
 function adjustStroke(g, scale) {
   const width = strokeWidth(g, 0.5), target = MNIST_STROKE / scale;
-  if (width < 0.7 * target) return extremeFilter(g, Math.min(pyRound(target - width) | 1, 9), true); // dilate
-  if (width > 2.0 * target) return extremeFilter(g, Math.min(pyRound((width - 1.5 * target) / 2) | 1, 9), false); // erode
+  if (width < P.stroke_thin * target) return extremeFilter(g, Math.min(pyRound(target - width) | 1, P.stroke_filter_max), true); // dilate
+  if (width > P.stroke_thick * target) return extremeFilter(g, Math.min(pyRound((width - P.stroke_thick_to * target) / 2) | 1, P.stroke_filter_max), false); // erode
   return g;
 }
 
