@@ -26,9 +26,10 @@ def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: i
     out = []
     rows = (model.logits(pixels[:, None]) if logits is None else logits).tolist()
     for row, n in zip(rows, digits):
-        one = _digit(softmax_row(row), top_k, not_sure_below)
+        p = softmax_row(row)
+        one = _digit(p, top_k, not_sure_below)
         one["sure"] = one["sure"] and n <= 1
-        result = one | {"probabilities": softmax_row(row), "number": str(one["label"]), "digits": [dict(one)]}
+        result = one | {"probabilities": p, "number": str(one["label"]), "digits": [dict(one)]}
         if n > 1:
             result["note"] = f"{n} digits side by side: crop to one"
         out.append(result)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from edgemnist.training.fragments import ink_columns
 from testkit.realworld import INKS, PAPERS, lighting
 
 KINDS = ("gaps", "close", "touching", "zip", "photo")
@@ -28,17 +29,11 @@ _GAPS = {"gaps": (3, 8), "close": (0, 2), "touching": (-3, -1), "zip": (-1, 6), 
 _COUNTS = {"gaps": (2, 6), "close": (2, 6), "touching": (2, 3), "zip": (5, 5), "photo": (2, 6)}
 
 
-def _ink_columns(digit: np.ndarray) -> np.ndarray:
-    """A 28x28 digit cut to its inked columns (rows kept: the digits share MNIST's vertical frame)."""
-    cols = np.flatnonzero(digit.max(0) > 40)
-    return digit[:, cols[0] : cols[-1] + 1] if len(cols) else digit
-
-
 def compose(digits: list[np.ndarray], gaps: list[int], rng: np.random.Generator) -> tuple[np.ndarray, list[list[int]]]:
     """28x28 uint8 digits (light on dark) side by side, `gaps[i]` px of paper between the ink of digit i
     and i+1 (negative: they overlap), each moved up or down by up to 2 px -> (float32 ink in [0, 1] with
     a 4-px margin, each digit's ink box as [x, y, w, h])."""
-    cut = [_ink_columns(d).astype(np.float32) / 255.0 for d in digits]
+    cut = [ink_columns(d) for d in digits]
     lefts = [0]
     for prev, gap in zip(cut, gaps):
         lefts.append(lefts[-1] + prev.shape[1] + gap)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -52,17 +53,24 @@ def test_no_issue_numbers_in_code_or_docs():
     assert not ISSUE.search("ray-project/ray#57733") and not ISSUE.search("#fff") and not ISSUE.search("#label")
 
 
+def run_readme_block(text: str, after: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The README's first bash block after `after`, as written (a picture drawn, then `infer` on it),
+    in `cwd` with this Python: the `infer` run."""
+    block = text.split(after, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line.replace(".venv/bin/python", sys.executable).replace(".venv/bin/edgemnist", f"{sys.executable} -m edgemnist")
+                for line in block.strip().splitlines()]
+    assert len(commands) == 2
+    subprocess.run(commands[0], shell=True, check=True, cwd=cwd, timeout=60)
+    proc = subprocess.run(commands[1], shell=True, capture_output=True, text=True, cwd=cwd, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_the_quick_start_runs_as_written(tmp_path):
     """The README's quick-start commands, in a fresh folder: the drawn 7 is read as a sure 7 by the
     packaged model (no exported/ there)."""
     text = (ROOT / "README.md").read_text()
-    block = text.split("## Quick start, on the packaged model", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
-    commands = [line.replace(".venv/bin/python", sys.executable).replace(".venv/bin/edgemnist", f"{sys.executable} -m edgemnist")
-                for line in block.strip().splitlines()]
-    assert len(commands) == 2
-    subprocess.run(commands[0], shell=True, check=True, cwd=tmp_path, timeout=60)
-    proc = subprocess.run(commands[1], shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_readme_block(text, "## Quick start, on the packaged model", tmp_path)
     assert proc.stdout.startswith("digit.png: 7  (") and "not sure" not in proc.stdout
     assert "pretrained/mlp.int8.onnx (int8, sha256" in proc.stderr
     shown = re.search(r"then `(digit\.png: 7 [^`]*)`", text).group(1)  # what the README says it prints
@@ -75,13 +83,7 @@ def test_the_number_example_runs_as_written(tmp_path):
     import edgemnist
 
     text = (ROOT / "README.md").read_text()
-    block = text.split("A number written in one line is read whole", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
-    commands = [line.replace(".venv/bin/python", sys.executable).replace(".venv/bin/edgemnist", f"{sys.executable} -m edgemnist")
-                for line in block.strip().splitlines()]
-    assert len(commands) == 2
-    subprocess.run(commands[0], shell=True, check=True, cwd=tmp_path, timeout=60)
-    proc = subprocess.run(commands[1], shell=True, capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_readme_block(text, "A number written in one line is read whole", tmp_path)
     shown = re.search(r"It prints `(number\.png: 170 [^`]*)`", text).group(1)
     assert proc.stdout.strip() == shown
     result = edgemnist.load().classify(tmp_path / "number.png")

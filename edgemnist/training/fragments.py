@@ -21,10 +21,12 @@ NO_DIGIT = -1
 SHARES = {"pair": 0.6, "sliver": 0.4}
 
 
-def _ink(digit: np.ndarray) -> np.ndarray:
-    """A 28x28 uint8 digit -> float ink cut to its inked columns (rows kept: neighbours share a frame)."""
+def ink_columns(digit: np.ndarray) -> np.ndarray:
+    """A 28x28 uint8 digit -> float ink in [0, 1] cut to its inked columns (rows kept: neighbours
+    share a frame; a digit with no ink stays whole)."""
     cols = np.flatnonzero(digit.max(0) > 40)
-    return digit[:, cols[0] : cols[-1] + 1].astype(np.float32) / 255.0
+    cut = digit[:, cols[0] : cols[-1] + 1] if len(cols) else digit
+    return cut.astype(np.float32) / 255.0
 
 
 def _side_by_side(a: np.ndarray, b: np.ndarray, gap: int) -> tuple[np.ndarray, int]:
@@ -59,7 +61,7 @@ def render(images: np.ndarray, labels: np.ndarray, n: int, seed: int) -> tuple[n
         i, j = rng.integers(0, len(images), 2)
         if kind != "sliver" and rng.random() < 0.5:
             i, j = j, i
-        piece = _one(kind, _ink(images[i]), _ink(images[j]), rng)
+        piece = _one(kind, ink_columns(images[i]), ink_columns(images[j]), rng)
         if not (piece > 0.15).any():
             continue
         out.append(np.round(fit_frame(np.where(piece > 0.15, piece, 0.0)) * 255).astype(np.uint8))

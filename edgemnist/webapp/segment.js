@@ -113,7 +113,7 @@ function cuts(profile, height) {
 
 // segment.lattice: ink (preprocess.inkImage, box lines off) -> the pieces, their spans, boxes, aspects.
 export function lattice(x, scale = [1, 1]) {
-  const { w, labels } = { w: x.w, labels: components(x).labels };
+  const w = x.w, { labels } = components(x);
   const rows = [], cols = [], comp = [];
   for (let p = 0; p < labels.length; p++) if (labels[p] >= 0) { rows.push(Math.floor(p / w)); cols.push(p % w); comp.push(labels[p]); }
   if (!rows.length) throw new PreprocessError("no digit found (blank or featureless image)");
