@@ -8,12 +8,23 @@ const P = new Proxy({}, { get: (_, key) => ALL.segment[key] }); // the table, on
 export { P as PARAMS };
 const SIDE = FRAME * FRAME;
 
-// segment.is_line: several digits side by side, or one mark `wide` times as wide as tall.
-export function isLine(digits, box) {
-  if (digits > 1) return true;
-  if (!box) return false;
+// segment.is_line: several digits side by side, or one mark `doubt` times as wide as tall.
+export const isLine = (digits, box) => digits > 1 || aspect(box) >= P.doubt;
+
+// segment.may_split: several marks, one mark `wide` times as wide as tall, or a count of at least two.
+export const maySplit = (digits, box, count = null) => digits > 1 || aspect(box) >= P.wide || (count !== null && count[0] > 1);
+
+// segment._aspect: width / height of keepDigit's box (top, left, bottom, right); 0 without one.
+function aspect(box) {
+  if (!box) return 0;
   const [top, left, bottom, right] = box;
-  return right - left + 1 >= P.wide * (bottom - top + 1);
+  return (right - left + 1) / (bottom - top + 1);
+}
+
+// segment.union: the box (x, y, w, h) around boxes.
+export function union(boxes) {
+  const x0 = Math.min(...boxes.map((b) => b[0])), y0 = Math.min(...boxes.map((b) => b[1]));
+  return [x0, y0, Math.max(...boxes.map((b) => b[0] + b[2])) - x0, Math.max(...boxes.map((b) => b[1] + b[3])) - y0];
 }
 
 // Per label, the least and greatest value (segment._extent).
@@ -124,7 +135,9 @@ export function lattice(x, scale = [1, 1]) {
   const inkMax = Math.max(...ink);
   const keep = Array.from(ink, (v) => v >= P.speck * inkMax);
   const line = lineHeight(height.filter((_, k) => keep[k]));
-  const s = slant(rows, cols, comp, keep.map((k, i) => k && height[i] >= 0.5 * line));
+  const [cLeft, cRight] = extent(comp, cols, n); // a mark wider than cut_from lines may be digits side by side:
+  const narrow = cLeft.map((l, k) => cRight[k] - l + 1 <= P.cut_from * line); // its moments measure their layout
+  const s = slant(rows, cols, comp, keep.map((k, i) => k && height[i] >= 0.5 * line && narrow[i]));
   let centre = 0, kept = 0;
   for (let i = 0; i < rows.length; i++) if (keep[comp[i]]) { centre += rows[i]; kept++; }
   centre /= kept;
