@@ -98,13 +98,11 @@ def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[
         else:
             answers[j] = read_line(model, pixels, rows[: len(pixels.pieces)], top_k, count)
             margin = answers[j].pop("margin", math.inf)
-            one = len(answers[j].get("digits", ())) == 1
-            if pixels.single is not None and "error" not in answers[j] and (one or not pixels.split):  # one wide mark, read as before,
-                box = answers[j]["digits"][0]["box"] if one else segment.union(pixels.boxes)
+            if pixels.single is not None and len(answers[j].get("digits", ())) == 1:  # one wide digit, read as before,
+                box = answers[j]["digits"][0]["box"]  # sure only if no reading as several digits comes close
                 answers[j] = answer(model, pixels.single[None], [n], top_k, rows[-1:])[0] | {"pixels": pixels.single}
-                answers[j]["digits"][0]["box"] = box  # sure only if no reading as several digits comes close
-                sure = answers[j]["sure"] and one and margin >= segment.PARAMS["margin"]
-                answers[j]["sure"] = answers[j]["digits"][0]["sure"] = sure
+                answers[j]["digits"][0]["box"] = box
+                answers[j]["sure"] = answers[j]["digits"][0]["sure"] = answers[j]["sure"] and margin >= segment.PARAMS["margin"]
     for j, (name, p) in enumerate(zip(names, prepared)):
         if p is None:
             continue

@@ -123,7 +123,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Random seed (same seed and device -> same weights).")] = TrainConfig.seed,
     holdout: Annotated[int, typer.Option(help="Training images held out of training; export fits the confidence temperature on them.")] = TrainConfig.holdout,
     variants: Annotated[int, typer.Option(help="Pen-stroke digits in handwriting forms MNIST rarely has (a 1 with a flag, a 7 with a crossbar...) mixed into training; 0 for MNIST alone.")] = TrainConfig.variants,
-    fragments: Annotated[int, typer.Option(help="Pieces of a line of digits mixed into training: touching pairs (taught to be no digit) and digits with a neighbour's sliver, so the number reader's wrong cuts score low; 0 for none.")] = TrainConfig.fragments,
+    fragments: Annotated[int, typer.Option(help="Touching pairs of digits mixed into training, taught to be no digit, so a piece of a line holding two digits scores low; 0 for none.")] = TrainConfig.fragments,
     hidden: Annotated[str, typer.Option(help="Hidden layer sizes, comma-separated.")] = ",".join(map(str, MLPConfig.hidden)),
     device: Annotated[Provider, typer.Option(help="auto picks CUDA when torch sees it.")] = Provider("auto"),
     data_dir: DataDir = None,

@@ -630,7 +630,6 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     if polarity == "dark-on-light":
         lat.pieces = 1.0 - lat.pieces
     lat.single = pixels if digits == 1 else None  # one wide mark: read as one digit, today's answer
-    lat.split = segment.may_split(digits, notes.get("box"), count)
     return lat, digits
 
 

@@ -40,7 +40,6 @@ class Lattice:
     marks: list[int]  # how many marks each piece joins (more than 1: a digit written in parts side by side)
     atoms: int
     single: np.ndarray | None = None  # one wide mark: the 28x28 of the single-digit path, its answer if read as one digit
-    split: bool = True  # may the answer be several digits (may_split); if not, the line only judges `sure`
 
 
 @dataclass
@@ -233,6 +232,8 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
             r, c = rows[sel], cols[sel]
             t, lft = int(r.min()), int(c.min())
             h, w = int(r.max()) - t + 1, int(c.max()) - lft + 1
+            if not one_mark and h <= PARAMS["mark_height"] * line:
+                continue  # a cut-off end of a stroke (a 7's bar): as short as a dash, no digit alone
             ink = np.zeros((h, w), np.float32)
             ink[r - t, c - lft] = x[r, c]
             pictures.append(pp.fit_frame(ink))
@@ -285,23 +286,13 @@ def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tupl
 
 def is_line(digits: int, box: list[int] | None) -> bool:
     """The first look (preprocess.keep_digit's notes) saw several digits side by side, or one mark at
-    least `doubt` times as wide as tall (maybe touching digits): read the picture as a line."""
-    return digits > 1 or _aspect(box) >= PARAMS["doubt"]
-
-
-def may_split(digits: int, box: list[int] | None, count: tuple[int, int] | None = None) -> bool:
-    """Whether the line's reading may answer several digits: several marks, one mark at least `wide`
-    times as wide as tall, or a count of at least two. A single mark narrower than that (a wide 0 or 2
-    is as wide as touching 41) keeps its one-digit answer; its line only says whether it is sure."""
-    return digits > 1 or _aspect(box) >= PARAMS["wide"] or (count is not None and count[0] > 1)
-
-
-def _aspect(box: list[int] | None) -> float:
-    """Width / height of keep_digit's box (top, left, bottom, right); 0 without one."""
+    least `wide` times as wide as tall (maybe touching digits): read the picture as a line."""
+    if digits > 1:
+        return True
     if box is None:
-        return 0.0
+        return False
     top, left, bottom, right = box
-    return (right - left + 1) / (bottom - top + 1)
+    return right - left + 1 >= PARAMS["wide"] * (bottom - top + 1)
 
 
 def line_of(source, first: np.ndarray, seen: dict) -> Lattice:
@@ -332,12 +323,6 @@ def line_of(source, first: np.ndarray, seen: dict) -> Lattice:
     lat = lattice(x, (s * region.height / gray.shape[0], s * region.width / gray.shape[1]))
     lat.boxes = [(round(x0 + crop[0] * s), round(y0 + crop[1] * s), w, h) for x0, y0, w, h in lat.boxes]
     return lat
-
-
-def union(boxes: list[tuple[int, int, int, int]]) -> list[int]:
-    """The box (x, y, w, h) around boxes."""
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    return [x0, y0, max(b[0] + b[2] for b in boxes) - x0, max(b[1] + b[3] for b in boxes) - y0]
 
 
 def plain(lat: Lattice, piece: int) -> bool:

@@ -1,4 +1,4 @@
-"""The fuzz campaign (issue #17), seeded and bounded: damaged images through `infer`, damaged models
+"""The fuzz campaign, seeded and bounded: damaged images through `infer`, damaged models
 through `infer`, `verify` and `web build`, malformed requests to `web serve`, malformed MNIST files
 for the data layer. Every case ends as a result or a one-line error with exit 1 or 2: never exit 3,
 a traceback, a hang or memory past the bound stated here. docs/design.md, "Outside input", has the table."""

@@ -16,7 +16,7 @@ import tamper
 from conftest import ROOT, cli
 
 INT8 = ROOT / "exported/mlp.int8.onnx"
-FLIPS = 200  # seeded bit flips in the weights (issue #17: 100% refused)
+FLIPS = 200  # seeded bit flips in the weights (every one refused)
 
 
 def test_export_records_the_digest_of_the_graph_it_wrote(exported):

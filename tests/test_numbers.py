@@ -11,15 +11,15 @@ import pytest
 from PIL import Image
 
 from edgemnist import answers, runtime, segment
-from edgemnist.preprocess import PreprocessError, prepare_one, read_picture
+from edgemnist.preprocess import PreprocessError, prepare_one
 from testkit import realworld, written_numbers
 
 from conftest import cli
 
 # measured with the packaged int8 model on 300 held-out pictures per kind (benchmarks.numbers), minus a margin
-# (seed 11: gaps 96.7% right, photos 94.7%, close 82.7%, touching 42.0% with 10.0% wrong but sure)
-FLOORS = {"gaps": (0.92, 0.02), "photo": (0.90, 0.02), "close": (0.75, 0.03),
-          "touching": (0.35, 0.13)}  # (right at least, wrong-but-sure at most)
+# (seed 11: gaps 97.3% right, photos 97.0%, close 94.0%, touching 70.3% with 2.7% wrong but sure)
+FLOORS = {"gaps": (0.94, 0.01), "photo": (0.93, 0.01), "close": (0.90, 0.01),
+          "touching": (0.64, 0.04)}  # (right at least, wrong-but-sure at most)
 
 
 @pytest.fixture(scope="module")
@@ -82,19 +82,6 @@ def test_one_digit_reads_as_today(model, mnist, tmp_path):
             assert b["sure"] == a["sure"] or (a["sure"] and not b["sure"] and "box" in b["digits"][0])
     changed = sum(a.get("sure") != b.get("sure") for a, b in zip(plain, default))
     assert changed <= 2, changed
-
-
-def test_a_mark_not_wide_enough_for_two_keeps_one_digit(model, sets):
-    """Touching digits whose ink is one mark `doubt` to `wide` times as wide as tall (a touching 41 is as
-    wide as a 0): read as the one-digit path reads it, never as several digits, and sure only when that
-    path is sure too."""
-    paths, _ = sets["touching"]
-    doubted = [p for p in paths if isinstance(lat := read_picture(p, model.polarity)[0], segment.Lattice)
-               and lat.single is not None and not lat.split]
-    assert len(doubted) >= 20, len(doubted)
-    for default, one in zip(read(model, doubted), read(model, doubted, (1, 1))):
-        assert (default["number"], default["label"], default["confidence"]) == (one["number"], one["label"], one["confidence"])
-        assert one["sure"] or not default["sure"]
 
 
 def test_digits_count_holds_the_parse(model, sets):

@@ -88,7 +88,7 @@ def training_data(cfg: TrainConfig, dev: torch.device, data_dir: str | None = No
         drawn, drawn_labels = variants.render(cfg.variants, cfg.seed)
         images, labels = np.concatenate([images, drawn]), np.concatenate([labels, drawn_labels])
     if cfg.fragments:  # from the kept MNIST images only: the hold-out stays unseen
-        cut, cut_labels = fragments.render(mnist.train_images[kept], mnist.train_labels[kept], cfg.fragments, cfg.seed)
+        cut, cut_labels = fragments.render(mnist.train_images[kept], cfg.fragments, cfg.seed)
         images, labels = np.concatenate([images, cut]), np.concatenate([labels.astype(np.int64), cut_labels])
 
     def pair(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

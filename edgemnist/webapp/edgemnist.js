@@ -22,7 +22,7 @@
 // which win only at large batches (benchmarks/web_bench.py). The download stays the int8 file.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 import { toGray, toMnist, isMnistForm, ready as paramsReady, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
-import { isLine, maySplit, lineOf, read, plainPiece, union, PARAMS } from "./segment.js";
+import { isLine, lineOf, read, plainPiece, PARAMS } from "./segment.js";
 import { checkModelBytes, IntegrityError, sha256Hex, sha256Js } from "./integrity.js";
 
 ort.env.wasm.numThreads = 1; // a 0.5 MFLOP model: threads cost more than they give
@@ -143,11 +143,10 @@ async function classifyImageData(imageData, count = null) {
   } else {
     const { margin, ...line } = lineAnswer(lat, logits.subarray(0, lat.count * 10), count, facts.not_sure_below);
     result = line;
-    const one = result.digits.length === 1;
-    if (single && (one || !maySplit(notes.digits, notes.box, count))) { // one wide mark, read as before,
-      const box = one ? result.digits[0].box : union(lat.boxes); // sure only if no reading as several digits comes close
+    if (single && result.digits.length === 1) { // one wide digit, read as before, sure only if no reading as several comes close
+      const box = result.digits[0].box;
       result = { ...oneDigit(softmax(logits.subarray(lat.count * 10)), 1, facts.not_sure_below), pixels: single };
-      result.sure = result.sure && one && margin >= PARAMS.margin;
+      result.sure = result.sure && margin >= PARAMS.margin;
       Object.assign(result.digits[0], { box, sure: result.sure });
     }
   }

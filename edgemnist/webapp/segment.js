@@ -8,23 +8,12 @@ const P = new Proxy({}, { get: (_, key) => ALL.segment[key] }); // the table, on
 export { P as PARAMS };
 const SIDE = FRAME * FRAME;
 
-// segment.is_line: several digits side by side, or one mark `doubt` times as wide as tall.
-export const isLine = (digits, box) => digits > 1 || aspect(box) >= P.doubt;
-
-// segment.may_split: several marks, one mark `wide` times as wide as tall, or a count of at least two.
-export const maySplit = (digits, box, count = null) => digits > 1 || aspect(box) >= P.wide || (count !== null && count[0] > 1);
-
-// segment._aspect: width / height of keepDigit's box (top, left, bottom, right); 0 without one.
-function aspect(box) {
-  if (!box) return 0;
+// segment.is_line: several digits side by side, or one mark `wide` times as wide as tall.
+export function isLine(digits, box) {
+  if (digits > 1) return true;
+  if (!box) return false;
   const [top, left, bottom, right] = box;
-  return (right - left + 1) / (bottom - top + 1);
-}
-
-// segment.union: the box (x, y, w, h) around boxes.
-export function union(boxes) {
-  const x0 = Math.min(...boxes.map((b) => b[0])), y0 = Math.min(...boxes.map((b) => b[1]));
-  return [x0, y0, Math.max(...boxes.map((b) => b[0] + b[2])) - x0, Math.max(...boxes.map((b) => b[1] + b[3])) - y0];
+  return right - left + 1 >= P.wide * (bottom - top + 1);
 }
 
 // Per label, the least and greatest value (segment._extent).
@@ -200,7 +189,9 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
         sel.push(p);
         t = Math.min(t, rows[p]); b = Math.max(b, rows[p]); l = Math.min(l, cols[p]); r = Math.max(r, cols[p]);
       }
-      const h = b - t + 1, w = r - l + 1, ink = { w, h, a: new Float32Array(w * h) };
+      const h = b - t + 1, w = r - l + 1;
+      if (!oneMark && h <= P.mark_height * line) continue; // a cut-off end of a stroke (a 7's bar): no digit alone
+      const ink = { w, h, a: new Float32Array(w * h) };
       for (const p of sel) ink.a[(rows[p] - t) * w + cols[p] - l] = x.a[rows[p] * x.w + cols[p]];
       lat.pictures.push(fitFrame(ink));
       lat.spans.push([i, j]);
