@@ -290,7 +290,7 @@ def infer(
         stream = _ray_stream(images, m, address, top_k, jobs, count)
     else:
         jobs = jobs or runtime.usable_cores()
-        stream = inf.classify_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs,
+        stream = inf.answer_stream(m, inf.expand_inputs(images, sys.stdin), top_k=top_k, save_dir=save_preprocessed, jobs=jobs,
                                     count=count)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -322,7 +322,7 @@ def _ray_stream(images: list[str], model, address: str | None, top_k: int, actor
     edgemnist_ray.connect(address, native_log=data.home() / "ray-driver.log")
     say("ray: " + (f"joined the cluster at {address}" if address else "started a local Ray") +
         f", {edgemnist_ray.cluster_cpus():g} CPUs")
-    return edgemnist_ray.classify_stream(images, model, top_k=top_k, actors=actors, count=count)
+    return edgemnist_ray.answer_stream(images, model, top_k=top_k, actors=actors, count=count)
 
 
 def _show_results(stream, top_k: int, json_out: bool, write=None) -> dict:

@@ -111,7 +111,7 @@ def _prepared(paths: Iterable[tuple[str, bool]], polarity: str, jobs: int, fork_
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def classify_stream(
+def answer_stream(
     model: runtime.Model, paths: Iterable[str | tuple[str, bool]], *, top_k: int = 3, save_dir: str | Path | None = None,
     jobs: int = 1, count: tuple[int, int] | None = None,
 ) -> Iterator[dict]:
@@ -133,12 +133,12 @@ def classify_stream(
             yield result
 
 
-def classify(
+def answer_files(
     model: runtime.Model, paths: list[str], *, top_k: int = 3, save_dir: str | Path | None = None, jobs: int = 1,
     count: tuple[int, int] | None = None,
 ) -> list[dict]:
-    """`classify_stream` as a list."""
-    return list(classify_stream(model, paths, top_k=top_k, save_dir=save_dir, jobs=jobs, count=count))
+    """`answer_stream` as a list (the API's `classify` gives typed Results; this, `infer`'s dicts)."""
+    return list(answer_stream(model, paths, top_k=top_k, save_dir=save_dir, jobs=jobs, count=count))
 
 
 def save_preprocessed(img: np.ndarray, source: str, save_dir: Path, taken: set[str] | None = None) -> Path:

@@ -170,9 +170,9 @@ def cluster_cpus() -> float:
     return ray.cluster_resources().get("CPU", 0)
 
 
-def classify_stream(items: Sequence[str], model: runtime.Model, *, top_k: int = 3, actors: int | None = None,
+def answer_stream(items: Sequence[str], model: runtime.Model, *, top_k: int = 3, actors: int | None = None,
                     count: tuple[int, int] | None = None) -> Iterator[dict]:
-    """`infer.classify_stream` on the Ray `connect`ed to: one result dict per picture ({"path",
+    """`infer.answer_stream` on the Ray `connect`ed to: one result dict per picture ({"path",
     "label", "confidence", "sure"[, "note"]} or {"path", "error"}) as batches finish, in no set order."""
     for batch in dataset(items, model, top_k=top_k, actors=actors, count=count).iter_batches(batch_format="pyarrow", batch_size=None):
         for row in batch.to_pylist():

@@ -16,7 +16,7 @@ from PIL import Image
 import edgemnist
 from edgemnist import ImageError, InputError, ModelError, UserError, runtime
 from edgemnist.contract import images_to_pixels
-from edgemnist.infer import classify
+from edgemnist.infer import answer_files
 
 from conftest import ROOT
 
@@ -51,7 +51,7 @@ def test_every_kind_of_picture_gets_infers_answer(model, mnist, tmp_path):
         path = tmp_path / f"{i}.png"
         Image.fromarray(np.kron(a, np.ones((3, 3), np.uint8))).save(path)  # 84 px, dark on light
         paths.append(path)
-    expected = classify(model.model, [str(p) for p in paths])
+    expected = answer_files(model.model, [str(p) for p in paths])
     for path, want in zip(paths, expected):
         gray = np.asarray(Image.open(path))
         kinds = {

@@ -15,7 +15,7 @@ from PIL import Image
 
 from edgemnist import runtime
 from edgemnist.contract import images_to_pixels
-from edgemnist.infer import classify
+from edgemnist.infer import answer_files
 from edgemnist.preprocess import PreprocessError, preprocess
 
 import fuzz
@@ -34,7 +34,7 @@ def model():
 def test_real_world_renderings_keep_accuracy(mnist, model, tmp_path):
     """Photos, scans and canvases of test digits the preprocessing was never tuned on (the held-out slice)."""
     paths, labels, idx = realworld.build(mnist.test_images, mnist.test_labels, 1000, tmp_path, seed=1, part=realworld.HELD_OUT)
-    results = classify(model, paths)
+    results = answer_files(model, paths)
     acc = float(np.mean([r.get("label") == y for r, y in zip(results, labels)]))
     clean = float((model.logits(images_to_pixels(mnist.test_images[idx])).argmax(1) == labels).mean())
     assert acc >= 0.985, acc
@@ -42,7 +42,7 @@ def test_real_world_renderings_keep_accuracy(mnist, model, tmp_path):
 
 
 def _accuracy(model, paths, labels) -> float:
-    return float(np.mean([r.get("label") == y for r, y in zip(classify(model, paths), labels)]))
+    return float(np.mean([r.get("label") == y for r, y in zip(answer_files(model, paths), labels)]))
 
 
 def test_tight_crops_keep_accuracy(mnist, model, tmp_path):
@@ -64,7 +64,7 @@ def test_crops_of_every_kind(mnist, model, tmp_path):
     records: list[dict] = []
     paths, labels, _ = realworld.build_crops(mnist.test_images, mnist.test_labels, 1200, tmp_path, seed=1,
                                              part=realworld.HELD_OUT, records=records)
-    results = classify(model, paths)
+    results = answer_files(model, paths)
     right = np.array([r.get("label") == y for r, y in zip(results, labels)])
     per_kind = {k: float(right[[r["kind"] == k for r in records]].mean()) for k in realworld.CROP_KINDS}
     # measured on 2,000 held-out crops (seed 1): 97.2% in all; tiny 94.1%, blocky 97.9%, cell 97.8%,
@@ -110,7 +110,7 @@ def test_formats_modes_and_exif_orientation(mnist, model, tmp_path):
     rgba[..., 3] = 255 - np.asarray(img)
     Image.fromarray(rgba, mode="RGBA").save(transparent)
     files += [misnamed, palette, sixteen, rotated, transparent]
-    results = classify(model, [str(f) for f in files])
+    results = answer_files(model, [str(f) for f in files])
     assert [(Path(r["path"]).name, r.get("label")) for r in results] == [(f.name, label) for f in files]
 
 
@@ -240,7 +240,7 @@ def test_handwriting_forms_mnist_rarely_has(model, tmp_path):
     a loop, and the common form of every digit; thin pen, pen and thick marker; upright and slanted."""
     records: list[dict] = []
     paths, labels = handwriting.build(800, tmp_path, seed=2, records=records)
-    right = np.array([r.get("label") == y for r, y in zip(classify(model, paths), labels)])
+    right = np.array([r.get("label") == y for r, y in zip(answer_files(model, paths), labels)])
     per_form = {f: float(right[[r["form"] == f for r in records]].mean()) for f in handwriting.FORMS}
     # measured: 99.9% (every form 98-100%) since training draws these forms too (training/variants.py);
     # 98.1% before, a 1 with a long flag 76% (read as a 7)
@@ -252,7 +252,7 @@ def test_save_preprocessed_keeps_every_result_apart(mnist, model, tmp_path):
     for sub, ext in (("a", "png"), ("b", "jpg")):
         (tmp_path / sub).mkdir()
         _digit_image(mnist, 0 if sub == "a" else 1).convert("RGB").save(tmp_path / sub / f"1.{ext}")
-    results = classify(model, [str(tmp_path / "a/1.png"), str(tmp_path / "b/1.jpg")], save_dir=tmp_path / "seen")
+    results = answer_files(model, [str(tmp_path / "a/1.png"), str(tmp_path / "b/1.jpg")], save_dir=tmp_path / "seen")
     saved = [r["preprocessed"] for r in results]
     assert len(set(saved)) == 2 and all(Path(p).is_file() for p in saved)
     for r, i in zip(results, (0, 1)):  # each file holds its own digit

@@ -124,7 +124,7 @@ def test_two_digits_side_by_side_are_read_as_a_number(mnist, model, tmp_path):
     """A picture of two digits is never answered as one confident digit: read as a line it gives the
     two-digit number (none wrong and sure); held to one digit (--digits 1) it is "not sure", with a note
     that counts the digit-sized marks side by side."""
-    from edgemnist.infer import classify
+    from edgemnist.infer import answer_files
 
     rng = np.random.default_rng(3)
     paths, want = [], []
@@ -136,18 +136,18 @@ def test_two_digits_side_by_side_are_read_as_a_number(mnist, model, tmp_path):
         Image.fromarray(255 - np.kron(pair, np.ones((3, 3), np.uint8))).save(path)
         paths.append(str(path))
         want.append(f"{mnist.test_labels[a]}{mnist.test_labels[b]}")
-    results = classify(model, paths)
+    results = answer_files(model, paths)
     right = [r["number"] == w for r, w in zip(results, want)]
     wrong_but_sure = sum(r["sure"] and not ok for r, ok in zip(results, right))
     assert sum(right) >= 90 and wrong_but_sure <= 1, (sum(right), wrong_but_sure)  # measured: 93 right, 1 wrong but sure
-    held = classify(model, paths, count=(1, 1))
+    held = answer_files(model, paths, count=(1, 1))
     confident = [r for r in held if r["sure"]]
     assert len(confident) <= 5, len(confident)  # measured: 0 of these 100 (1 of 200 in-memory pairs: touching)
     noted = [r for r in held if "note" in r]
     assert len(noted) >= 90 and all("digits side by side" in r["note"] for r in noted)
     one = tmp_path / "one.png"  # and one digit alone is not flagged
     Image.fromarray(255 - np.kron(np.pad(mnist.test_images[0], 8), np.ones((3, 3), np.uint8))).save(one)
-    single = classify(model, [str(one)])[0]
+    single = answer_files(model, [str(one)])[0]
     assert single["sure"] and "note" not in single and single["label"] == mnist.test_labels[0]
 
 

@@ -50,7 +50,7 @@ def corpus(mnist, tmp_path_factory):
     from edgemnist import infer, runtime
 
     model = runtime.open_model(INT8, "cpu", 1, quiet=True)
-    expected = {r["path"]: r for r in infer.classify_stream(model, infer.expand_inputs([str(root)]), jobs=2)}
+    expected = {r["path"]: r for r in infer.answer_stream(model, infer.expand_inputs([str(root)]), jobs=2)}
     assert 4500 < len(expected) <= 5000 and sum("error" in r for r in expected.values()) > 100  # damaged files: errors or skipped
     return root, expected
 
@@ -123,7 +123,7 @@ def test_a_reader_killed_mid_run_loses_nothing_and_doubles_nothing(corpus, local
     root, expected = corpus
     model = runtime.open_model(INT8, "cpu", 1, quiet=True)
     rows, killed, seen = [], None, set()
-    for row in local_ray.classify_stream([str(root)], model):
+    for row in local_ray.answer_stream([str(root)], model):
         rows.append(row)
         if len(rows) % 256 == 1:
             seen.update(_reader_pids())
@@ -146,7 +146,7 @@ model = runtime.open_model({model!r}, "cpu", 1, quiet=True)
 for cpus in (1, 2):
     er.connect(cpus=cpus)
     start = time.perf_counter()
-    rows = list(er.classify_stream([{uri!r}], model))
+    rows = list(er.answer_stream([{uri!r}], model))
     print(cpus, er.cluster_cpus(), len(rows), round(time.perf_counter() - start, 1), flush=True)
     ray.shutdown()
 """

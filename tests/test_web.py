@@ -265,7 +265,7 @@ def test_photos_dropped_on_the_page_get_infers_answer(int8_page, mnist, tmp_path
 
     page, console = int8_page
     paths, labels, _ = realworld.build(mnist.test_images, mnist.test_labels, 300, tmp_path, seed=11)
-    python = infer.classify(runtime.open_model(INT8, "cpu", quiet=True), paths)
+    python = infer.answer_files(runtime.open_model(INT8, "cpu", quiet=True), paths)
     web = classify_files_in_page(page, [Path(p) for p in paths])
     opaque = [i for i, p in enumerate(paths) if p.endswith(".png") and Image.open(p).mode == "RGB"]
     others = [i for i in range(len(paths)) if i not in opaque]
@@ -350,7 +350,7 @@ def test_drawing_with_pointer_events(browser, sites, tmp_path):
         path.write_bytes(base64.b64decode(png.split(",", 1)[1]))
         from edgemnist import infer
 
-        python = infer.classify(model, [str(path)])[0]
+        python = infer.answer_files(model, [str(path)])[0]
         assert shown == python["number"] == "704", (shown, python)
         assert page.locator("#digits li").count() == 3 and not page.locator("#bars").is_visible()
         page.screenshot(path=tmp_path / "number-page.png")
