@@ -1,5 +1,5 @@
 """What the Python API costs beyond the preprocessing: `model.classify(array)` on in-memory pictures
-(no file I/O) against the preprocessing alone (`to_mnist(work_gray(...), notes)`, as `infer` runs it),
+(no file I/O) against the preprocessing alone (`to_mnist(work_gray(...), Seen())`, as `infer` runs it),
 interleaved, medians.
 
     python -m benchmarks.api_overhead [--n 40] [--rounds 20]
@@ -18,7 +18,7 @@ from PIL import Image
 import edgemnist
 from edgemnist import data
 from edgemnist.cpu import cpu_info, describe
-from edgemnist.preprocess import to_mnist, work_gray
+from edgemnist.preprocess import Seen, to_mnist, work_gray
 from testkit import realworld, timing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sets = pictures(args.n, Path(tmp))
     paths = {
-        "preprocessing alone": lambda a: to_mnist(work_gray(Image.fromarray(a)), {}),  # as infer runs it, notes kept
+        "preprocessing alone": lambda a: to_mnist(work_gray(Image.fromarray(a)), Seen()),  # as infer runs it, what it saw kept
         "model.classify(array)": model.classify,
     }
     times = timing.per_input([(s, a) for s, arrays in sets.items() for a in arrays], paths, args.rounds)

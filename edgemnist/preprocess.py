@@ -24,6 +24,7 @@ import json
 import os
 import stat
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -308,13 +309,24 @@ def background_field(x: np.ndarray) -> np.ndarray:
     return (across + v[:, None] * slope) + (cvv * vv)[:, None]
 
 
-def normalize_ink(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
+@dataclass
+class Seen:
+    """What the first look at a picture found, for the number reader (segment.line_of) and the note on
+    several digits: boxes are (top, left, bottom, right) in the enlarged working picture's pixels."""
+
+    dark: bool | None = None  # the ink darker than the paper
+    digits: int = 1  # digit-sized marks side by side (more than 1: the picture holds several digits)
+    box: list[int] | None = None  # the digit's own mark
+    extent: list[int] | None = None  # all the ink kept
+
+
+def normalize_ink(gray: np.ndarray, seen: Seen | None = None) -> np.ndarray:
     """-> ink in (0, 1] on a 0 background (`ink_image`), then everything that is not the digit taken
-    off (`keep_digit`); `notes["dark"]`: whether the ink was darker than the paper."""
+    off (`keep_digit`); `seen.dark`: whether the ink was darker than the paper."""
     dark = ink_is_dark(gray)
-    if notes is not None:
-        notes["dark"] = dark
-    return keep_digit(ink_image(gray, dark), notes)
+    if seen is not None:
+        seen.dark = dark
+    return keep_digit(ink_image(gray, dark), seen)
 
 
 def ink_image(gray: np.ndarray, dark: bool | None = None) -> np.ndarray:
@@ -386,12 +398,12 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return ys, starts, ends, comp, boxes
 
 
-def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
+def keep_digit(x: np.ndarray, seen: Seen | None = None) -> np.ndarray:
     """Erase what is not part of the digit: specks (components with under MIN_PART of the largest
     one's ink), ruled lines (a flat component at least half the image wide), box lines along the
     edges (a form's cell: `edge_lines`), and pieces of neighbouring digits (a component beside the
-    digit, not overlapping its columns, cut by the left or right edge). `notes["digits"]` receives how
-    many digit-sized marks stand side by side (more than 1: the picture holds several digits).
+    digit, not overlapping its columns, cut by the left or right edge). `seen` receives how many
+    digit-sized marks stand side by side, the digit's box and the extent of the ink kept.
     Works in place, as `edge_lines` does: `x` is normalize_ink's own array."""
     mask = x > 0
     if edge_lines(x, mask):
@@ -399,10 +411,10 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     h, w = x.shape
     ys, starts, ends, comp, boxes = components(mask)
     n = len(boxes)
-    if notes is not None:
-        notes["digits"] = int(n > 0)
+    if seen is not None:
+        seen.digits = int(n > 0)
         if n == 1:
-            notes["box"] = notes["extent"] = boxes[0].tolist()
+            seen.box = seen.extent = boxes[0].tolist()
     if n <= 1:
         return x
     csum = np.concatenate([np.zeros((h, 1), np.float32), np.cumsum(x, axis=1, dtype=np.float32)], axis=1)
@@ -417,17 +429,17 @@ def keep_digit(x: np.ndarray, notes: dict | None = None) -> np.ndarray:
     apart = (right < main_left) | (left > main_right)  # no column in common with the digit
     beside = apart & ((left == 0) | (right == w - 1))
     keep &= ~(beside & (ink < P["neighbour_ink"] * ink[main]))  # a neighbour's piece at the left or right edge
-    if notes is not None:
+    if seen is not None:
         # another digit beside this one: a quarter of the narrower one's columns in common at most,
         # half its height or more, a fifth of its ink or more
         shared = np.minimum(right, main_right) - np.maximum(left, main_left) + 1
         side_by_side = shared <= P["side_by_side_shared"] * np.minimum(right - left + 1, main_right - main_left + 1)
         tall = bottom - top + 1 >= P["side_by_side_height"] * (main_bottom - main_top + 1)
         others = keep & side_by_side & tall & (ink >= P["side_by_side_ink"] * ink[main]) & (np.arange(n) != main)
-        notes["digits"] = 1 + int(others.sum())
-        notes["box"] = boxes[main].tolist()
+        seen.digits = 1 + int(others.sum())
+        seen.box = boxes[main].tolist()
         kept = boxes[keep]
-        notes["extent"] = [int(kept[:, 0].min()), int(kept[:, 1].min()), int(kept[:, 2].max()), int(kept[:, 3].max())]
+        seen.extent = [int(kept[:, 0].min()), int(kept[:, 1].min()), int(kept[:, 2].max()), int(kept[:, 3].max())]
     dropped = ~keep[comp]
     for y, s, e in zip(ys[dropped].tolist(), starts[dropped].tolist(), ends[dropped].tolist()):
         x[y, s:e] = 0.0
@@ -529,12 +541,12 @@ def resize_lanczos(x: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
     return (lanczos_matrix(h, new_h) @ x.astype(np.float64) @ lanczos_matrix(w, new_w).T).astype(np.float32)
 
 
-def to_mnist(gray: np.ndarray, notes: dict | None = None) -> np.ndarray:
+def to_mnist(gray: np.ndarray, seen: Seen | None = None) -> np.ndarray:
     """Grayscale [H, W] in [0, 1] (at the working resolution) -> MNIST-form float32 [28, 28].
-    `notes`, a dict, receives what was seen on the way ("digits": how many side by side)."""
+    `seen` receives what the look found on the way (`Seen`: how many digits side by side...)."""
     if is_mnist_form(gray):
         return gray.astype(np.float32)
-    return fit_frame(normalize_ink(_enlarge_tiny(gray), notes))
+    return fit_frame(normalize_ink(_enlarge_tiny(gray), seen))
 
 
 def fit_frame(x: np.ndarray) -> np.ndarray:
@@ -610,7 +622,7 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     """One picture (a path, its bytes, or a decoded PIL image) -> (28x28 pixels in `polarity`, how many
     digits side by side), or (a segment.Lattice, ...) when it holds a line of digits and `count` is not
     (1, 1). PreprocessError (one line) when it cannot be read."""
-    notes: dict = {}
+    seen = Seen()
     if isinstance(source, Image.Image):
         try:
             gray = work_gray(source)
@@ -618,15 +630,15 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
             raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
     else:
         gray = load_gray(source)
-    pixels = for_model(gray, polarity, notes)
-    digits = notes.get("digits", 1)
+    pixels = for_model(gray, polarity, seen)
+    digits = seen.digits
     if count == (1, 1) or is_mnist_form(gray):
         return pixels, digits
     from edgemnist import segment  # segment builds on this module
 
-    if not segment.is_line(digits, notes.get("box")):
+    if not segment.is_line(digits, seen.box):
         return pixels, digits
-    lat = segment.line_of(source, gray, notes)
+    lat = segment.line_of(source, gray, seen)
     if polarity == "dark-on-light":
         lat.pieces = 1.0 - lat.pieces
     lat.single = pixels if digits == 1 else None  # one wide mark: read as one digit, today's answer
@@ -639,13 +651,13 @@ def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY,
     return [prepare_one(path, polarity, only_images, count) for path, only_images in items]
 
 
-def preprocess(path: str | Path, polarity: str = contract.POLARITY, notes: dict | None = None) -> np.ndarray:
+def preprocess(path: str | Path, polarity: str = contract.POLARITY, seen: Seen | None = None) -> np.ndarray:
     """Image file -> float32 [28, 28] in [0, 1] in the polarity the model's metadata asks for
-    (`notes`: see `to_mnist`)."""
-    return for_model(load_gray(path), polarity, notes)
+    (`seen`: see `to_mnist`)."""
+    return for_model(load_gray(path), polarity, seen)
 
 
-def for_model(gray: np.ndarray, polarity: str = contract.POLARITY, notes: dict | None = None) -> np.ndarray:
+def for_model(gray: np.ndarray, polarity: str = contract.POLARITY, seen: Seen | None = None) -> np.ndarray:
     """`to_mnist`, in the polarity the model's metadata asks for."""
-    x = to_mnist(gray, notes)
+    x = to_mnist(gray, seen)
     return 1.0 - x if polarity == "dark-on-light" else x

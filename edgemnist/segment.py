@@ -285,7 +285,7 @@ def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tupl
 
 
 def is_line(digits: int, box: list[int] | None) -> bool:
-    """The first look (preprocess.keep_digit's notes) saw several digits side by side, or one mark at
+    """The first look (preprocess.Seen) saw several digits side by side, or one mark at
     least `wide` times as wide as tall (maybe touching digits): read the picture as a line."""
     if digits > 1:
         return True
@@ -295,20 +295,20 @@ def is_line(digits: int, box: list[int] | None) -> bool:
     return right - left + 1 >= PARAMS["wide"] * (bottom - top + 1)
 
 
-def line_of(source, first: np.ndarray, seen: dict) -> Lattice:
-    """A picture whose first look (`first`, at preprocess's working size; `seen`, keep_digit's notes:
-    the main mark's box, the extent of the ink, the polarity) says it holds a line -> its Lattice.
+def line_of(source, first: np.ndarray, seen: pp.Seen) -> Lattice:
+    """A picture whose first look (`first`, at preprocess's working size; `seen`: the main mark's box,
+    the extent of the ink, the polarity) says it holds a line -> its Lattice.
     `source` (a path, bytes or a decoded PIL image) is read again at the size that makes the line about
     `line_height` px tall, only around the ink (a line height of margin)."""
     from PIL import Image
 
-    tiny = min(1.0, max(first.shape) / pp.MIN_SIDE)  # the notes are in the enlarged tiny picture's pixels
-    height = (seen["box"][2] - seen["box"][0] + 1) * tiny
+    tiny = min(1.0, max(first.shape) / pp.MIN_SIDE)  # seen's boxes are in the enlarged tiny picture's pixels
+    height = (seen.box[2] - seen.box[0] + 1) * tiny
     target = PARAMS["line_height"]
     side = min(max(pp.WORK_SIDE, int(max(first.shape) * target / height)), PARAMS["max_side"])
     im = source if isinstance(source, Image.Image) else pp.open_image(source, side)
     factor = pp.work_factor(*im.size, side)
-    top, left, bottom, right = (v * tiny for v in seen["extent"])
+    top, left, bottom, right = (v * tiny for v in seen.extent)
     fy, fx = im.height / first.shape[0], im.width / first.shape[1]  # im's pixels per first-look pixel
     crop = (max(0, int((left - height) * fx)), max(0, int((top - height) * fy)),
             min(im.width, int((right + 1 + height) * fx + 1)), min(im.height, int((bottom + 1 + height) * fy + 1)))
@@ -317,7 +317,7 @@ def line_of(source, first: np.ndarray, seen: dict) -> Lattice:
     grow = min(target / (height * fy / (region.height / gray.shape[0])), 4.0)
     if grow > 1.2:  # a small picture: strokes need pixels for cuts between them
         gray = pp.bilinear(gray, round(gray.shape[0] * grow), round(gray.shape[1] * grow))
-    x = pp.ink_image(gray, seen["dark"])
+    x = pp.ink_image(gray, seen.dark)
     pp.edge_lines(x, x > 0)
     s = im.info.get(pp.DECODED_SCALE, 1.0)  # the file's pixels per pixel of im
     lat = lattice(x, (s * region.height / gray.shape[0], s * region.width / gray.shape[1]))

@@ -124,22 +124,22 @@ function lineAnswer(lat, logits, count, notSureBelow) {
 async function classifyImageData(imageData, count = null) {
   const { facts } = await loaded;
   const start = performance.now();
-  const notes = {};
+  const seen = {};
   const g = toGray(imageData);
   const darkOnLight = facts.input?.polarity === "dark-on-light";
   const flip = (x) => { if (darkOnLight) for (let i = 0; i < x.length; i++) x[i] = 1 - x[i]; return x; };
-  const pixels = flip(toMnist(g, notes)); // throws PreprocessError
-  const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && isLine(notes.digits, notes.box);
-  const lat = line ? lineOf(imageData, g, notes) : null;
+  const pixels = flip(toMnist(g, seen)); // throws PreprocessError
+  const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && isLine(seen.digits, seen.box);
+  const lat = line ? lineOf(imageData, g, seen) : null;
   if (lat) flip(lat.pieces);
-  const single = lat && notes.digits === 1 ? pixels : null; // one wide mark: read as one digit, today's answer
+  const single = lat && seen.digits === 1 ? pixels : null; // one wide mark: read as one digit, today's answer
   const batch = lat ? new Float32Array(lat.pieces.length + (single ? 784 : 0)) : pixels;
   if (lat) { batch.set(lat.pieces); if (single) batch.set(single, lat.pieces.length); }
   const mid = performance.now();
   const logits = await classifyPixels(batch, batch.length / 784);
   let result;
   if (!lat) {
-    result = { ...oneDigit(softmax(logits), notes.digits, facts.not_sure_below), pixels };
+    result = { ...oneDigit(softmax(logits), seen.digits, facts.not_sure_below), pixels };
   } else {
     const { margin, ...line } = lineAnswer(lat, logits.subarray(0, lat.count * 10), count, facts.not_sure_below);
     result = line;

@@ -268,9 +268,9 @@ function backgroundField(x) {
   return out;
 }
 
-export function normalizeInk(g, notes = {}) {
-  notes.dark = inkIsDark(g);
-  return keepDigit(inkImage(g, notes.dark), notes);
+export function normalizeInk(g, seen = {}) {
+  seen.dark = inkIsDark(g);
+  return keepDigit(inkImage(g, seen.dark), seen);
 }
 
 // preprocess.ink_image: ink in (0, 1] on 0; `dark`: whether the ink is darker than the paper.
@@ -319,12 +319,12 @@ export function components(x) {
 }
 
 // preprocess.keep_digit: erase specks, ruled lines, box lines at the edges and neighbours' pieces;
-// notes.digits: how many digit-sized marks stand side by side.
-function keepDigit(x, notes) {
+// seen.digits: how many digit-sized marks stand side by side (preprocess.Seen).
+function keepDigit(x, seen) {
   edgeLines(x);
   const { w, h } = x, { labels, boxes, ink } = components(x), n = boxes.length;
-  notes.digits = n > 0 ? 1 : 0;
-  if (n === 1) notes.box = notes.extent = boxes[0];
+  seen.digits = n > 0 ? 1 : 0;
+  if (n === 1) seen.box = seen.extent = boxes[0];
   if (n <= 1) return x;
   let main = 0;
   for (let i = 1; i < n; i++) if (ink[i] > ink[main]) main = i;
@@ -343,10 +343,10 @@ function keepDigit(x, notes) {
     const tall = bottom - top + 1 >= P.side_by_side_height * (mainBottom - mainTop + 1);
     if (keep[i] && i !== main && sideBySide && tall && ink[i] >= P.side_by_side_ink * ink[main]) digits++;
   });
-  notes.digits = digits;
-  notes.box = boxes[main];
+  seen.digits = digits;
+  seen.box = boxes[main];
   const kept = boxes.filter((_, i) => keep[i]);
-  notes.extent = [Math.min(...kept.map((b) => b[0])), Math.min(...kept.map((b) => b[1])),
+  seen.extent = [Math.min(...kept.map((b) => b[0])), Math.min(...kept.map((b) => b[1])),
     Math.max(...kept.map((b) => b[2])), Math.max(...kept.map((b) => b[3]))];
   if (keep.every(Boolean)) return x;
   for (let p = 0; p < w * h; p++) if (labels[p] >= 0 && !keep[labels[p]]) x.a[p] = 0;
@@ -486,10 +486,10 @@ function pad(g, p) {
 }
 
 // Grayscale (at the working resolution) -> MNIST form: Float32Array(784), light digit on dark;
-// `notes` receives what was seen on the way (digits: how many side by side).
-export function toMnist(g, notes = {}) {
+// `seen` (preprocess.Seen) receives what the look found on the way (digits: how many side by side).
+export function toMnist(g, seen = {}) {
   if (isMnistForm(g)) return Float32Array.from(g.a);
-  return fitFrame(normalizeInk(enlargeTiny(g), notes));
+  return fitFrame(normalizeInk(enlargeTiny(g), seen));
 }
 
 // preprocess.fit_frame: one digit's ink alone -> MNIST form (cropped, stroke adjusted, 20x20, centred by mass).
@@ -521,9 +521,9 @@ export function fitFrame(x) {
   return out;
 }
 
-// ImageData -> Float32Array(784) in the polarity the model asks for (`notes`: see toMnist).
-export function preprocess(imageData, polarity = "light-on-dark", notes = {}) {
-  const x = toMnist(toGray(imageData), notes);
+// ImageData -> Float32Array(784) in the polarity the model asks for (`seen`: see toMnist).
+export function preprocess(imageData, polarity = "light-on-dark", seen = {}) {
+  const x = toMnist(toGray(imageData), seen);
   if (polarity === "dark-on-light") for (let i = 0; i < x.length; i++) x[i] = 1 - x[i];
   return x;
 }

@@ -258,7 +258,7 @@ export function read(lat, logprobs, count = null) {
 export const plainPiece = (lat, p) => lat.cuts[p] === 0 && lat.marks[p] === 1 && lat.aspects[p] < P.wide;
 
 // segment.line_of for a decoded picture: read again around the ink at the size that makes the line
-// about line_height px tall. `first`: the first look's gray; `seen`: its notes (box, extent, dark).
+// about line_height px tall. `first`: the first look's gray; `seen`: what it saw (preprocess.Seen: box, extent, dark).
 export function lineOf(imageData, first, seen) {
   const tiny = Math.min(1, Math.max(first.w, first.h) / MIN_SIDE);
   const height = (seen.box[2] - seen.box[0] + 1) * tiny, target = P.line_height;
