@@ -193,7 +193,7 @@ def export(
         def on_stage(stage: str) -> None:
             progress.update(task, completed=steps.index(stage), status=stage)
 
-        report = export_checkpoint(checkpoint, out, quantize=quantize, calibrate=temperature, settings=settings, opset=opset,
+        report = export_checkpoint(checkpoint, out, quantize=quantize, temperature=temperature, settings=settings, opset=opset,
                                    thresholds=thresholds, data_dir=data_dir, sign_key=sign_key,
                                    uint8_input=input_dtype.value == "uint8", on_stage=on_stage)
         progress.update(task, completed=len(steps), status="done")

@@ -19,7 +19,7 @@ from edgemnist.cpu import cpu_info
 from edgemnist.settings import QuantSettings, Thresholds
 from edgemnist.training import parity
 from edgemnist.training import quantize as q
-from edgemnist.training.calibrate import calibrate, fit_temperature
+from edgemnist.training.temperature import fit_temperature, fold_temperature
 from edgemnist.training.train import load_checkpoint
 
 from conftest import cli
@@ -31,7 +31,7 @@ EXPORTED = ROOT / "exported"
 def calibrated(checkpoint, mnist):
     """The checkpoint as `export` makes it: the temperature fitted on its held-out images folded in."""
     model, ckpt = load_checkpoint(checkpoint)
-    return calibrate(model, ckpt["train_config"], mnist.train_images, mnist.train_labels)
+    return fold_temperature(model, ckpt["train_config"], mnist.train_images, mnist.train_labels)
 
 
 @pytest.fixture(scope="session")

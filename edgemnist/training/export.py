@@ -21,8 +21,8 @@ from edgemnist import UserError, __version__, atomic, contract, data, first_line
 from edgemnist.settings import NOT_SURE_BELOW, QuantSettings, Thresholds
 from edgemnist.training import parity
 from edgemnist.training import quantize as q
-from edgemnist.training.calibrate import calibrate as fit_calibration
 from edgemnist.training.model import MLP, fold
+from edgemnist.training.temperature import fold_temperature
 from edgemnist.training.train import load_checkpoint
 
 MIN_OPSET = 18  # the torch.export-based exporter's floor
@@ -226,12 +226,12 @@ def _signatures(report: dict, signer) -> list[str]:
     return removed
 
 
-STAGES = ("calibrate", "export", "quantize", "parity")  # what `on_stage` reports, in this order
+STAGES = ("temperature", "export", "quantize", "parity")  # what `on_stage` reports, in this order
 
 
-def stages(quantize: bool = True, calibrate: bool = True) -> list[str]:
+def stages(quantize: bool = True, temperature: bool = True) -> list[str]:
     """The stages an export with these options goes through (its progress bar's steps)."""
-    return [s for s in STAGES if (s != "calibrate" or calibrate) and (s != "quantize" or quantize)]
+    return [s for s in STAGES if (s != "temperature" or temperature) and (s != "quantize" or quantize)]
 
 
 def _check_request(out: Path, quantize: bool, settings: QuantSettings, uint8_input: bool) -> None:
@@ -261,7 +261,7 @@ def export_checkpoint(
     out: Path,
     *,
     quantize: bool = True,
-    calibrate: bool = True,
+    temperature: bool = True,
     settings: QuantSettings = QuantSettings(),
     opset: int | None = None,
     thresholds: Thresholds = Thresholds(),
@@ -271,7 +271,7 @@ def export_checkpoint(
     on_stage=lambda stage: None,
 ) -> dict:
     """Checkpoint -> `out` (fp32) [+ `<stem>.int8.onnx`], then the parity gate on the full test set.
-    With `calibrate`, the logits are first divided by a temperature fitted on the checkpoint's
+    With `temperature`, the logits are first divided by a temperature fitted on the checkpoint's
     held-out training images (folded into the model: PyTorch and ONNX stay the same function).
 
     Returns the parity report (with `passed` and `failures`); files are written even when the gate
@@ -291,9 +291,9 @@ def export_checkpoint(
     source_sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     mnist = data.load(data_dir)
     fitted = {"temperature": 1.0, "fitted_on": None}
-    if calibrate:
-        on_stage("calibrate")
-        model, fitted = fit_calibration(model, ckpt.get("train_config", {}), mnist.train_images, mnist.train_labels)
+    if temperature:
+        on_stage("temperature")
+        model, fitted = fold_temperature(model, ckpt.get("train_config", {}), mnist.train_images, mnist.train_labels)
 
     meta = base_metadata(model, source_sha)
     on_stage("export")

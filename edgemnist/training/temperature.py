@@ -57,7 +57,7 @@ def with_temperature(model: MLP, temperature: float) -> MLP:
     return scaled
 
 
-def calibrate(model: MLP, train_config: dict, images: np.ndarray, labels: np.ndarray) -> tuple[MLP, dict]:
+def fold_temperature(model: MLP, train_config: dict, images: np.ndarray, labels: np.ndarray) -> tuple[MLP, dict]:
     """Fit the temperature on the checkpoint's held-out training images (the seeded split `train`
     kept out) -> (the calibrated model, what to record). UserError when the checkpoint has none."""
     holdout = int(train_config.get("holdout", 0))
