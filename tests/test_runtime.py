@@ -115,7 +115,7 @@ def test_bench_reads_shapes_from_each_model_and_names_rows_by_model(trained, tmp
     from edgemnist.training.export import export_checkpoint
     from edgemnist.training.train import save_checkpoint, train
 
-    small, _ = train(MLPConfig(hidden=(32,)), TrainConfig(epochs=1, batch_size=512), device="cpu")
+    small, _ = train(MLPConfig(hidden=(32,)), TrainConfig(epochs=1, batch_size=512, variants=0, fragments=0), device="cpu")  # any model
     save_checkpoint(tmp_path / "small.pt", small, TrainConfig(epochs=1), {})
     export_checkpoint(tmp_path / "small.pt", tmp_path / "small.onnx", settings=QuantSettings(calibration_size=100))
     models = [tmp_path / "small.onnx", tmp_path / "small.int8.onnx", EXPORTED / "mlp.int8.onnx"]
