@@ -126,7 +126,7 @@ class TrainConfig:
     seed: int = 0
     holdout: int = 2000  # training images kept out of training (seeded), for fitting the temperature
     variants: int = 8000  # pen-stroke digits in forms MNIST rarely has (training/variants.py); 6000 let the pairs pull a curled 6 to 5
-    fragments: int = 9000  # touching pairs taught as no digit (training/fragments.py): the number reader's cuts; docs/benchmarks.md, Numbers
+    fragments: int = 9000  # touching pairs taught as no digit (training/fragments.py), so the number reader does not take two touching digits for one; docs/benchmarks.md, Numbers
 
     def __post_init__(self):
         if not 0 <= self.holdout <= 30000:
