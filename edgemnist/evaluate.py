@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemnist import UserError, atomic, data, runtime
+from edgemnist import UserError, atomic, data, metrics, runtime
 from edgemnist.contract import images_to_pixels
 
 
@@ -45,8 +45,8 @@ def evaluate(
         model = runtime.open_model(path, provider, threads, quiet=quiet, allow_failed_gate=allow_failed_gate)
         logits, providers, backend = model.logits(pixels, batch_size=len(pixels)), model.providers, "onnxruntime"
         identity = {"precision": model.precision, "sha256": model.sha256}
-    report = runtime.classification_report(logits.argmax(1), mnist.test_labels)
-    report["calibration"] = runtime.calibration(logits, mnist.test_labels.astype(np.int64))
+    report = metrics.classification_report(logits.argmax(1), mnist.test_labels)
+    report["calibration"] = metrics.calibration_error(logits, mnist.test_labels.astype(np.int64))
     report |= {"model": str(path), **identity, "backend": backend, "providers": providers, "seconds": time.perf_counter() - start}
     return report
 

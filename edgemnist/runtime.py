@@ -1,4 +1,4 @@
-"""onnxruntime sessions, execution-provider policy, metadata and batched evaluation.  [runtime side]
+"""onnxruntime sessions, execution-provider policy, metadata and batched logits.  [runtime side]
 
 Never imports torch: onnxruntime + numpy only.
 """
@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from edgemnist import ModelError, UserError, contract, first_line, integrity
 from edgemnist.progress import say
-from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX, ECE_BINS, NOT_SURE_BELOW, PROVIDERS
+from edgemnist.settings import DEFAULT_INT8, DEFAULT_ONNX, NOT_SURE_BELOW, PROVIDERS
 
 CPU, CUDA = "CPUExecutionProvider", "CUDAExecutionProvider"
 
@@ -257,33 +257,3 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def calibration(logits: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> dict:
-    """Expected calibration error (equal-width confidence bins; |accuracy - confidence| weighted by
-    each bin's share of images) and the confidence the model shows."""
-    probs = softmax(logits.astype(np.float64))
-    confidence, correct = probs.max(1), probs.argmax(1) == labels
-    which = np.minimum((confidence * bins).astype(np.int64), bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        inside = which == b
-        if inside.any():
-            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
-    return {"ece": float(ece), "bins": bins, "mean_confidence": float(confidence.mean()),
-            "median_confidence": float(np.median(confidence))}
-
-
-def classification_report(predictions: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy, per-class accuracy and the 10x10 confusion matrix (rows = true label)."""
-    labels = labels.astype(np.int64)
-    confusion = np.zeros((10, 10), dtype=np.int64)
-    np.add.at(confusion, (labels, predictions.astype(np.int64)), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    return {
-        "accuracy": float((predictions == labels).mean()) if len(labels) else 0.0,
-        "n": int(len(labels)),
-        "per_class": [round(float(p), 6) for p in per_class],
-        "confusion": confusion.tolist(),
-    }
-

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from edgemnist import runtime
+from edgemnist import metrics, runtime
 from edgemnist.contract import images_to_pixels
 from edgemnist.cpu import cpu_info
 from edgemnist.settings import Thresholds
@@ -41,7 +41,7 @@ def check_model(
     whole = model.logits(pixels, batch_size=len(pixels))
     row = compare(torch_out, whole, labels)
     row["batch1_max_diff"] = batch_invariance(model, pixels, whole)
-    row["calibration"] = runtime.calibration(whole, labels)
+    row["calibration"] = metrics.calibration_error(whole, labels)
     row |= {"path": str(path), "size_bytes": path.stat().st_size, "providers": model.providers}
     return row, whole
 
@@ -107,7 +107,7 @@ def run(
         "n": int(len(labels)),
         "onnxruntime": ort.__version__,
         "cpu": cpu_info(),
-        "torch": {"accuracy": torch_acc, "calibration": runtime.calibration(reference, labels)},
+        "torch": {"accuracy": torch_acc, "calibration": metrics.calibration_error(reference, labels)},
         "fp32": fp32,
         "int8": int8,
         "thresholds": asdict(thresholds),
