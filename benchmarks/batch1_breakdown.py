@@ -24,8 +24,8 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from edgemnist import runtime
-from edgemnist.bench import bound_call, interleaved
 from edgemnist.cpu import cpu_info, describe
+from edgemnist.timing import bound_call, interleaved
 from testkit.floor import empty_model
 
 ROOT = Path(__file__).resolve().parents[1]

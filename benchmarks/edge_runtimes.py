@@ -33,10 +33,10 @@ import onnx
 import torch
 
 from edgemnist import data, runtime
-from edgemnist.bench import interleaved, model_call
 from edgemnist.contract import images_to_pixels
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.settings import QuantSettings
+from edgemnist.timing import interleaved, model_call
 from edgemnist.training.model import fold
 from edgemnist.training.quantize import calibration_sample, uint8_input
 from edgemnist.training.train import load_checkpoint, predict

@@ -23,10 +23,10 @@ from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgemnist import data, runtime
-from edgemnist.bench import interleaved, model_call
 from edgemnist.contract import images_to_pixels
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.settings import QuantSettings
+from edgemnist.timing import interleaved, model_call
 from edgemnist.training.quantize import SampleReader, calibration_sample, float_logits, quantize, saturation_report
 from edgemnist.verify import compare, reference_semantics
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from edgemnist import data, runtime
-from edgemnist.bench import interleaved
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.preprocess import prepare_one
+from edgemnist.timing import interleaved
 from testkit import realworld, written_numbers
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,9 +23,9 @@ import numpy as np
 import onnx
 
 from edgemnist import data, runtime
-from edgemnist.bench import interleaved, model_call
 from edgemnist.contract import INPUT_NAME
 from edgemnist.cpu import cpu_info, describe
+from edgemnist.timing import interleaved, model_call
 from edgemnist.training.quantize import uint8_input
 
 ROOT = Path(__file__).resolve().parents[1]

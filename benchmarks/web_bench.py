@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgemnist import bench, runtime, web
+from edgemnist import runtime, timing, web
 from edgemnist.cpu import cpu_info, describe
 from testkit import browser as b
 
@@ -138,7 +138,7 @@ def in_browser(page, batch: int, seconds: float) -> dict:
 def in_python(path: Path, batch: int, seconds: float, iobinding: bool) -> dict:
     model = runtime.open_model(path, "cpu", 1, quiet=True)
     x = np.random.default_rng(0).random((batch, 1, 28, 28), dtype=np.float32)
-    call = bench.bound_call(model.session, model.input_name, x, 10) if iobinding else \
+    call = timing.bound_call(model.session, model.input_name, x, 10) if iobinding else \
         (lambda: model.session.run(None, {model.input_name: x}))
     for _ in range(20):
         call()

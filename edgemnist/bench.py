@@ -11,8 +11,6 @@ by the same engine (onnxruntime's MLAS), at the largest batch size.
 from __future__ import annotations
 
 import functools
-import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,11 +19,11 @@ import numpy as np
 import onnxruntime as ort
 
 from edgemnist import UserError, atomic, contract, runtime
-from edgemnist.cpu import cpu_info, describe
-from edgemnist.progress import bar, console, say
+from edgemnist.cpu import cpu_info
+from edgemnist.progress import bar, say
 from edgemnist.settings import DEFAULT_CHECKPOINT, DEFAULT_INT8, DEFAULT_ONNX, MLPConfig, macs
+from edgemnist.timing import ROUNDS, bound_call, interleaved, model_call, time_for
 
-ROUNDS = 10
 CEILING = "ceiling-matmul"
 
 
@@ -74,30 +72,6 @@ def model_shapes(model: runtime.Model) -> tuple[int, ...] | None:
     return MLPConfig(hidden=hidden).shapes
 
 
-def bound_call(session, input_name: str, x: np.ndarray, width: int) -> Callable[[], object]:
-    """IOBinding with pre-bound input and output buffers: no per-call allocation or dict building.
-
-    The call goes to the C++ session the way `InferenceSession.run_with_iobinding` itself does, with
-    one preallocated RunOptions: the public wrapper adds ~1.5 µs of Python per call (WebGPU graph
-    capture checks), and given a RunOptions it costs ~70 µs (it probes a missing config key, which
-    raises). Measured on onnxruntime 1.32.0; falls back to the public call if the internals move."""
-    binding = session.io_binding()
-    binding.bind_cpu_input(input_name, x)
-    out = np.empty((x.shape[0], width), np.float32)
-    binding.bind_output(session.get_outputs()[0].name, "cpu", 0, np.float32, out.shape, out.ctypes.data)
-    inner, inner_binding = getattr(session, "_sess", None), getattr(binding, "_iobinding", None)
-    if inner is None or inner_binding is None or not hasattr(inner, "run_with_iobinding"):
-        return lambda keep=(x, out): session.run_with_iobinding(binding)  # the buffers must outlive the binding
-    run_options = ort.RunOptions()
-    return lambda keep=(x, out, binding): inner.run_with_iobinding(inner_binding, run_options)
-
-
-def model_call(model: runtime.Model, batch: int) -> Callable[[], object]:
-    """`bound_call` of a model on a seeded random batch in its own input type (uint8 for a uint8-input model)."""
-    x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
-    return bound_call(model.session, model.input_name, contract.pixels_to_uint8(x) if model.takes_uint8 else x, contract.NUM_CLASSES)
-
-
 def ort_backend(path: Path, provider: str, taken: set[str], allow_failed_gate: bool = False) -> Backend:
     open_with = functools.cache(lambda threads: runtime.open_model(path, provider, threads, quiet=True, allow_failed_gate=allow_failed_gate))
     model = open_with(runtime.default_threads())
@@ -119,7 +93,6 @@ def matmul_ceiling_backend(shapes: tuple[int, ...]) -> Backend | None:
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
         return None
-    import onnxruntime as ort
 
     rng = np.random.default_rng(0)
     inits, nodes, prev = [], [], "x"
@@ -207,51 +180,12 @@ def pick_threads(backend: Backend, batch: int, candidates: list[int]) -> tuple[i
     calls = {t: backend.make(batch, t) for t in candidates}
     trials: dict[int, list[float]] = {t: [] for t in candidates}
     for call in calls.values():  # warm-up
-        _time(call, 0.05, [])
+        time_for(call, 0.05, [])
     for _ in range(3 if len(candidates) > 1 else 1):
         for t, call in calls.items():
-            _time(call, 0.06, trials[t])
+            time_for(call, 0.06, trials[t])
     best = min(candidates, key=lambda t: float(np.median(trials[t])))
     return best, calls[best]
-
-
-def _time(call: Callable[[], object], seconds: float, into: list[float]) -> None:
-    clock = time.perf_counter_ns
-    end = clock() + int(seconds * 1e9)
-    while True:
-        t0 = clock()
-        call()
-        t1 = clock()
-        into.append((t1 - t0) / 1000.0)
-        if t1 >= end:
-            return
-
-
-def interleaved(calls: dict, seconds: float, rounds: int = ROUNDS, *, warmup: int = 20, seed: int = 0,
-                on_round: Callable[[], None] | None = None, group: Callable[[object], object] | None = None) -> dict:
-    """The one timing sampler of `bench` and the benchmark scripts: `seconds` shared by the calls over
-    `rounds` rounds, each round in a new seeded shuffled order (machine noise hits every call alike),
-    each call repeated for its slice of the round (`seconds` 0: once). `group(key)`: the calls of a
-    group run one after the other (the paths given one input), the groups and the calls within each
-    in a shuffled order. -> {key: latencies in µs (numpy array)}."""
-    for call in calls.values():
-        for _ in range(warmup):
-            call()
-    samples: dict = {key: [] for key in calls}
-    order, rng = list(calls), random.Random(seed)
-    groups: dict = {}
-    for key in order:
-        groups.setdefault(group(key) if group else key, []).append(key)
-    names = list(groups)
-    for _ in range(rounds):
-        rng.shuffle(names)
-        for name in names:
-            rng.shuffle(groups[name])
-            for key in groups[name]:
-                _time(calls[key], seconds / (rounds * len(calls)), samples[key])
-        if on_round:
-            on_round()
-    return {key: np.array(v) for key, v in samples.items()}
 
 
 def measure(backends: list[Backend], batch_sizes: list[int], candidates: list[int], duration: float, quiet: bool):
@@ -351,7 +285,6 @@ def profile(models: list[Path], batch: int, *, provider: str = "cpu", threads: i
     import json
     import tempfile
 
-    import onnxruntime as ort
 
     result = {"cpu": cpu_info(), "batch_size": batch, "runs": runs, "models": {}}
     x = np.random.default_rng(0).random((batch, 1, contract.IMAGE_SIZE, contract.IMAGE_SIZE), dtype=np.float32)
@@ -376,41 +309,6 @@ def profile(models: list[Path], batch: int, *, provider: str = "cpu", threads: i
             r["share"] = r["median_us"] / total
         result["models"][str(path)] = {"providers": session.get_providers(), "nodes": rows, "sum_median_us": total}
     return result
-
-
-def print_profile(report: dict) -> None:
-    from rich.table import Table
-
-    say(f"CPU: {describe(report['cpu'])}; batch {report['batch_size']}, {report['runs']} runs per model")
-    for path, m in report["models"].items():
-        t = Table(title=f"{path} ({m['providers'][0]}): onnxruntime profiler, per node")
-        for col in ("node", "op", "calls", "median µs", "share"):
-            t.add_column(col, justify="right" if col in ("calls", "median µs", "share") else "left")
-        for r in m["nodes"]:
-            t.add_row(r["node"], r["op_type"], str(r["calls"]), f"{r['median_us']:.1f}", f"{r['share']:.0%}")
-        t.add_row("total", "", "", f"{m['sum_median_us']:.1f}", "100%")
-        console().print(t)
-
-
-def print_report(report: dict) -> None:
-    from rich.table import Table
-
-    say(f"CPU: {describe(report['cpu'])}; threads tried: {report['threads']}")
-    t = Table(title="per-call latency (µs) and throughput; ratios from this run")
-    for col in ("backend", "model", "batch", "threads", "p50", "p90", "p99", "images/s", "vs torch", "int8/fp32", "vs ceiling"):
-        t.add_column(col, justify="right")
-    fmt = lambda r, k: f"{r[k]:.2f}x" if k in r else "-"  # noqa: E731
-    for r in report["rows"]:
-        t.add_row(r["backend"], Path(r["model"]).name, str(r["batch_size"]), str(r["threads"]), f"{r['p50_us']:.1f}",
-                  f"{r['p90_us']:.1f}", f"{r['p99_us']:.1f}", f"{r['images_per_s']:,.0f}", fmt(r, "vs_torch"),
-                  fmt(r, "int8_vs_fp32"), fmt(r, "vs_ceiling"))
-    console().print(t)
-    c = report["ceiling"]
-    if c:
-        say(f"ceiling ({c['what']}, batch {c['batch_size']}): {c['images_per_s']:,.0f} images/s = {c['gflops']:.1f} GFLOP/s "
-            f"at {report['macs_per_image']:,} multiply-adds per image")
-    for note in report["notes"]:
-        say(f"note: {note}")
 
 
 def plot(report: dict, out: str | Path) -> None:

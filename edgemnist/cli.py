@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgemnist import UserError, __version__, first_line
+from edgemnist import UserError, __version__, first_line, show
 from edgemnist.progress import bar, say
 from edgemnist.settings import (
     CALIBRATION_METHODS,
@@ -200,50 +200,10 @@ def export(
     if json_out:
         emit(report)
     else:
-        print_parity(report)
+        show.parity(report)
     if not report["passed"]:
         failing = ", ".join(report["failing"])
         raise UserError(f"parity gate failed: {'; '.join(report['failures'])} (files kept for inspection, failing: {failing})", exit_code=1)
-
-
-def print_parity(r: dict) -> None:
-    from rich.table import Table
-
-    from edgemnist.cpu import describe
-    from edgemnist.progress import console
-
-    t = Table(title=f"parity on {r['n']:,} MNIST test images (onnxruntime CPU)")
-    for col in ("model", "accuracy", "agreement", "max |Δlogit|", "mean |Δlogit|", "ECE", "size"):
-        t.add_column(col, justify="right")
-    t.add_row("PyTorch", f"{r['torch']['accuracy']:.2%}", "-", "-", "-", f"{r['torch']['calibration']['ece']:.2%}", "-")
-    for name in ("fp32", "int8"):
-        row = r[name]
-        if row:
-            t.add_row(f"ONNX {name}", f"{row['accuracy']:.2%}", f"{row['agreement']:.2%}", f"{row['max_abs_dlogit']:.2e}",
-                      f"{row['mean_abs_dlogit']:.2e}", f"{row['calibration']['ece']:.2%}", f"{row['size_bytes'] / 1024:.0f} KiB")
-    console().print(t)
-    cal = r["calibration"]
-    say(f"confidence temperature {cal['temperature']:.3f}" + (f" fitted on {cal['fitted_on']}" if cal["fitted_on"] else " (not fitted: --no-temperature)")
-        + f"; ECE = expected calibration error, {r['torch']['calibration']['bins']} bins")
-    say(f"on {describe(r['cpu'])}, onnxruntime {r['onnxruntime']}")
-    if r["int8"]:
-        ref, sat = r["int8"]["reference"], r["int8"]["saturation"]
-        say(f"int8 fused kernels vs reference semantics: agreement {ref['agreement']:.2%}, max |Δlogit| {ref['max_abs_dlogit']:.3g} "
-            f"(reference accuracy {ref['accuracy']:.2%}); worst u8 x s8 pair sum {sat['worst_pair_sum']:,} "
-            + (f"{'<=' if sat['saturation_free'] else '>'} {sat['int16_max']:,}: "
-               + ("saturation-free on every CPU" if sat["saturation_free"] else "saturates on x86 without VNNI")))
-    twin = r.get("int8_uint8")
-    if twin:
-        say(f"int8 model taking uint8 pixels: {twin['path']} ({twin['size_bytes'] / 1024:.0f} KiB), "
-            f"max |Δlogit| vs the int8 model {twin['max_abs_dlogit_vs_int8']:g} on the {r['n']:,} test images")
-    say(("PASSED" if r["passed"] else "FAILED") + f" in {r['seconds']:.1f} s: " + ", ".join(p["path"] for p in (r["fp32"], r["int8"], twin) if p))
-    for precision in ("fp32", "int8", "int8_uint8"):
-        if r.get(precision) and r[precision].get("signature"):
-            say(f"signed {r[precision]['path']}: {r[precision]['signature']}")
-    for path in r.get("removed", []):
-        say(f"removed {path}: " + ("the signature of an older model" if path.endswith(".sig") else
-                                   "an older int8 model that infer would have picked instead of this one" if ".int8.onnx" in path
-                                   else "an older uint8-input model from another export"))
 
 
 Engine = _choice("Engine", ("local", "ray"))
@@ -351,12 +311,8 @@ def _show_one(r: dict, top_k: int, json_out: bool, write=None) -> None:
     elif json_out:
         keys = ("path", "number", "label", "confidence", "sure", "note", "probabilities", "top_k", "digits", "error", "preprocessed")
         emit({k: r[k] for k in keys if k in r})
-    elif "error" in r:
-        say(f"{r['path']}: error: {r['error']}")
     else:
-        tops = "  ".join(f"{d}:{p:.1%}" for d, p in r["top_k"]) if "top_k" in r else ""
-        doubt = "" if r["sure"] else f"  not sure ({r['note']})" if "note" in r else "  not sure"
-        typer.echo(f"{r['path']}: {r.get('number', r.get('label'))}  ({r['confidence']:.1%}){doubt}" + (f"  top-{top_k}: {tops}" if tops else ""))
+        show.answer(r, top_k)
 
 
 def _volume_progress(progress, done: int):
@@ -391,13 +347,7 @@ def eval_cmd(
     if json_out:
         emit(report)
         return
-    say(f"{model}: accuracy {report['accuracy']:.2%} on {report['n']:,} test images ({', '.join(report['providers'])}, {report['seconds']:.2f} s)")
-    cal = report["calibration"]
-    say(f"expected calibration error {cal['ece']:.2%} ({cal['bins']} bins); confidence mean {cal['mean_confidence']:.1%}, median {cal['median_confidence']:.1%}")
-    say("per class: " + "  ".join(f"{d}:{a:.1%}" for d, a in enumerate(report["per_class"])))
-    say("confusion (rows = true, columns = predicted):")
-    for d, row in enumerate(report["confusion"]):
-        say(f"  {d} " + " ".join(f"{v:5d}" for v in row))
+    show.evaluation(report)
 
 
 @app.command()
@@ -424,8 +374,7 @@ def verify(
     if json_out:
         emit(report)
     else:
-        for line in vf.summary_lines(report):
-            say(line)
+        show.verification(report)
     if not report["passed"]:
         raise typer.Exit(1)
 
@@ -452,7 +401,7 @@ def bench(
         if len(sizes) != 1:
             raise UserError(f"--profile takes one batch size, got --batch-sizes {batch_sizes}")
         report = b.profile(b.parse_models(models), sizes[0], provider=provider.value, threads=threads)
-        emit(report) if json_out else b.print_profile(report)
+        emit(report) if json_out else show.profile(report)
         return
     report = b.run(
         b.parse_models(models), b.parse_batch_sizes(batch_sizes), checkpoint=checkpoint, use_torch=not no_torch,
@@ -464,7 +413,7 @@ def bench(
     if json_out:
         emit(report)
     else:
-        b.print_report(report)
+        show.bench(report)
 
 
 web_app = typer.Typer(no_args_is_help=True, help="The model in a web page: onnxruntime-web (WebAssembly), no CDN, works offline.")

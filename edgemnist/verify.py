@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from edgemnist import data, runtime, signing
 from edgemnist.contract import images_to_pixels
-from edgemnist.cpu import cpu_info, describe
+from edgemnist.cpu import cpu_info
 from edgemnist.settings import Thresholds
 
 
@@ -123,26 +123,3 @@ def verify(
         "thresholds": {k: v for k, v in asdict(thresholds).items() if k.startswith(("reference_", "verify_"))},
         "seconds": time.perf_counter() - start,
     }
-
-
-def summary_lines(r: dict) -> list[str]:
-    """The verdict for people, a few lines."""
-    t = r["thresholds"]
-    lines = [f"{r['model']} ({r['precision'] or 'no edgemnist metadata'}) on {describe(r['cpu'])}",
-             f"  provider {r['providers'][0]}, onnxruntime {r['onnxruntime']}, {r['n']:,} MNIST test images"]
-    acc = f"  accuracy {r['accuracy']:.2%}"
-    if r["recorded_accuracy"] is not None:
-        where = r["recorded_on"] or {}
-        origin = f" on {where.get('cpu', '?')} ({where.get('int8_kernels', '?')})" if where else ""
-        acc += (f"; recorded at export {r['recorded_accuracy']:.2%}{origin}; "
-                f"drop {r['accuracy_drop_pp']:.2f} pp (limit {t['verify_max_drop_pp']})")
-    else:
-        acc += "; no accuracy recorded in the model"
-    lines.append(acc)
-    if r.get("signature"):
-        lines.append(f"  signature {r['signature']['signature']} verified with {r['signature']['public_key']}")
-    lines.append(f"  vs reference semantics: top-1 agreement {r['agreement_with_reference']:.2%} (min {t['reference_min_agreement']:.2%}), "
-                 f"max |Δlogit| {r['max_abs_dlogit_vs_reference']:.3g} (max {t['reference_max_abs_dlogit']:g})")
-    lines += [f"  FAILED: {f}" for f in r["failures"]]
-    lines.append(("PASSED" if r["passed"] else "DRIFTED") + f" in {r['seconds']:.1f} s")
-    return lines

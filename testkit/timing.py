@@ -1,5 +1,5 @@
 """Per-input timing for the benchmarks that run many inputs through several paths, on the one sampler
-(`edgemnist.bench.interleaved`): each round visits every input in a new shuffled order and runs the
+(`edgemnist.timing.interleaved`): each round visits every input in a new shuffled order and runs the
 paths on it one after the other, in a shuffled order, once each."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
-from edgemnist.bench import interleaved
+from edgemnist.timing import interleaved
 
 
 def per_input(cases: Sequence[tuple[str, object]], paths: dict[str, Callable], rounds: int,

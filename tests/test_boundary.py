@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,11 @@ def test_the_contract_module_needs_only_numpy():
     names = import_time_imports((PACKAGE / "contract.py").read_text(), "edgemnist.contract")
     assert {n.split(".")[0] for n in names} <= {"__future__", "numpy", "edgemnist"}
     assert [n for n in names if n.startswith("edgemnist")] == ["edgemnist.settings", "edgemnist.settings.IMAGE_SIZE", "edgemnist.settings.NUM_CLASSES"]
+
+
+def test_human_output_is_written_in_one_module():
+    """Tables and the commands' lines for people come from edgemnist/show.py alone: the other modules
+    return reports (what --json prints)."""
+    writers = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "edgemnist").rglob("*.py")
+                     if re.search(r"rich\.table|\bTable\(", p.read_text()))
+    assert writers == ["edgemnist/show.py"]

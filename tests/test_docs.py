@@ -104,7 +104,7 @@ def test_benchmarks_are_modules_on_public_names_and_one_sampler():
         assert not [n for names in private for n in names.split(",") if n.strip().startswith("_")], script.name
     samplers = [f"{p.relative_to(ROOT)}" for folder in ("edgemnist", "benchmarks", "testkit", "tests")
                 for p in (ROOT / folder).rglob("*.py") if re.search(r"^\s*def interleaved\(", p.read_text(), re.M)]
-    assert samplers == ["edgemnist/bench.py"]
+    assert samplers == ["edgemnist/timing.py"]
     names = [p.stem for p in scripts]
     code = "import importlib\nfor name in %r:\n    importlib.import_module('benchmarks.' + name)\n" % names
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
