@@ -23,7 +23,7 @@ import numpy as np
 
 from edgemnist import data, runtime
 from edgemnist.cpu import cpu_info, describe
-from edgemnist.preprocess import prepare_one
+from edgemnist.preprocess import prepare
 from edgemnist.timing import interleaved
 from testkit import realworld, written_numbers
 
@@ -53,7 +53,7 @@ def timing(mnist, tmp: Path, model: runtime.Model, rounds: int) -> dict:
            for j in range(20)]
 
     def read(path: str) -> None:
-        list(for_prepared(model, [path], [prepare_one(path, model.polarity)]))
+        list(for_prepared(model, [path], prepare([(path, False)], model.polarity)))
 
     calls = {(kind, j): (lambda p=p: read(p)) for kind, paths in (("five", five), ("one", one)) for j, p in enumerate(paths)}
     us = interleaved(calls, 0.0, rounds, warmup=1, seed=3, group=lambda key: key[1])

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from edgemnist import runtime, segment
+from edgemnist.preprocess import Picture
 
 
 def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: int = 3,
@@ -78,32 +79,38 @@ def softmax_row(logits: list[float]) -> list[float]:
     return [v / total for v in e]
 
 
-def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[tuple | None], top_k: int = 3,
+def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[Picture | None], top_k: int = 3,
                  count: tuple[int, int] | None = None) -> Iterator[dict]:
-    """`preprocess.prepare`'s output for one chunk -> one result per picture, in order, the model run
+    """`preprocess.prepare`'s Pictures for one chunk -> one result per picture, in order, the model run
     once on the chunk (single digits and every line's pieces in one batch): {"path", "label",
-    "confidence", "sure", "number", "digits", ...} or {"path", "error"}; files skipped as no image
+    "confidence", "sure", "number", "digits", ...} or {"path", "error"}; items skipped as no image
     (None) get none. "pixels" carries what the model saw (a line: each digit's 28x28)."""
-    good = [j for j, p in enumerate(prepared) if p is not None and p[0] is not None]
-    parts = [p[None] if isinstance(p, np.ndarray) else p.pieces if p.single is None else np.concatenate([p.pieces, p.single[None]])
-             for p in (prepared[j][0] for j in good)]
+    good = [j for j, p in enumerate(prepared) if p is not None and p.error is None]
+    parts = [p.pixels[None] if p.line is None else p.line.pieces if p.line.single is None
+             else np.concatenate([p.line.pieces, p.line.single[None]]) for p in (prepared[j] for j in good)]
     logits = model.logits(np.concatenate(parts)[:, None]) if parts else None
     answers, at = {}, 0
     for j, part in zip(good, parts):
         rows = logits[at : at + len(part)]
         at += len(part)
-        pixels, n, _ = prepared[j]
-        if isinstance(pixels, np.ndarray):
-            answers[j] = answer(model, part, [n], top_k, rows)[0] | {"pixels": pixels}
-        else:
-            answers[j] = read_line(model, pixels, rows[: len(pixels.pieces)], top_k, count)
-            margin = answers[j].pop("margin", math.inf)
-            if pixels.single is not None and len(answers[j].get("digits", ())) == 1:  # one wide digit, read as before,
-                box = answers[j]["digits"][0]["box"]  # sure only if no reading as several digits comes close
-                answers[j] = answer(model, pixels.single[None], [n], top_k, rows[-1:])[0] | {"pixels": pixels.single}
-                answers[j]["digits"][0]["box"] = box
-                answers[j]["sure"] = answers[j]["digits"][0]["sure"] = answers[j]["sure"] and margin >= segment.PARAMS["margin"]
+        answers[j] = _read_one(model, prepared[j], rows, top_k, count)
     for j, (name, p) in enumerate(zip(names, prepared)):
         if p is None:
             continue
-        yield {"path": name, "error": p[2]} if p[2] is not None else {"path": name} | answers[j]
+        yield {"path": name, "error": p.error} if p.error is not None else {"path": name} | answers[j]
+
+
+def _read_one(model: runtime.Model, picture: Picture, rows: np.ndarray, top_k: int, count: tuple[int, int] | None) -> dict:
+    """One picture's answer from the logits of its part of the batch."""
+    if picture.line is None:
+        return answer(model, picture.pixels[None], [picture.digits], top_k, rows)[0] | {"pixels": picture.pixels}
+    lat = picture.line
+    read = read_line(model, lat, rows[: len(lat.pieces)], top_k, count)
+    margin = read.pop("margin", math.inf)
+    if lat.single is None or len(read.get("digits", ())) != 1:
+        return read
+    box = read["digits"][0]["box"]  # one wide digit, read as before, sure only if no reading as several digits comes close
+    one = answer(model, lat.single[None], [picture.digits], top_k, rows[-1:])[0] | {"pixels": lat.single}
+    one["digits"][0]["box"] = box
+    one["sure"] = one["digits"][0]["sure"] = one["sure"] and margin >= segment.PARAMS["margin"]
+    return one

@@ -28,7 +28,7 @@ from PIL import Image
 
 from edgemnist import ImageError, InputError, contract, runtime
 from edgemnist.answers import answer, for_prepared
-from edgemnist.preprocess import read_picture
+from edgemnist.preprocess import Picture, read_picture
 
 
 @dataclass(frozen=True)
@@ -113,8 +113,8 @@ class Classifier:
                 raise type(e)(f"item {i}: {e}") from None
         return self._answer(prepared, top_k, count)
 
-    def _answer(self, prepared: list[tuple], top_k: int, count: tuple[int, int] | None) -> list[Result]:
-        rows = for_prepared(self.model, [""] * len(prepared), [(p, n, None) for p, n in prepared], top_k, count)
+    def _answer(self, prepared: list[Picture], top_k: int, count: tuple[int, int] | None) -> list[Result]:
+        rows = for_prepared(self.model, [""] * len(prepared), prepared, top_k, count)
         out = []
         for i, a in enumerate(rows):
             if "error" in a:  # no parse with the digits asked for
@@ -122,8 +122,8 @@ class Classifier:
             out.append(Result.from_answer(a))
         return out
 
-    def _read(self, x, count: tuple[int, int] | None) -> tuple:
-        """One picture -> (28x28 float32 in the model's polarity, or a segment.Lattice; digits side by side)."""
+    def _read(self, x, count: tuple[int, int] | None) -> Picture:
+        """One picture, any form `classify` takes -> its preprocess.Picture."""
         source = _source(x)
         try:
             return read_picture(source, self.model.polarity, count)

@@ -597,31 +597,23 @@ def is_image_head(head: bytes) -> bool:
     return head.startswith(SIGNATURES) or netpbm or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
-Prepared = tuple  # (pixels or a segment.Lattice, digits side by side, error): one of the two is None
+@dataclass
+class Picture:
+    """One picture read for the model: `pixels` (28x28 in the model's polarity) for one digit, or `line`
+    (a segment.Lattice) for a line of digits; `digits`: how many digits the first look saw side by
+    side; `error`: the one-line reason it could not be read (then neither is set)."""
 
-
-def prepare_one(source: str | Path | bytes, polarity: str = contract.POLARITY, only_images: bool = False,
-                count: tuple[int, int] | None = None) -> Prepared | None:
-    """`preprocess` of one file (its path or its bytes), as `infer`'s workers and the Ray reader run it:
-    (pixels, how many digits side by side, None), or (a segment.Lattice, ..., None) for a picture
-    that holds a line of digits, or (None, 0, the one-line error); None, no result at all, when
-    `only_images` and the file is no image (a file found in a directory, not named). `count` (least,
-    most digits): (1, 1) reads one digit whatever the picture holds."""
-    if only_images:
-        is_bytes = isinstance(source, (bytes, bytearray, memoryview))
-        if not (is_image_head(source[:16]) if is_bytes else looks_like_image(source)):
-            return None
-    try:
-        return (*read_picture(source, polarity, count), None)
-    except PreprocessError as e:
-        return None, 0, str(e)
+    pixels: np.ndarray | None = None
+    line: object = None
+    digits: int = 0
+    error: str | None = None
 
 
 def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contract.POLARITY,
-                 count: tuple[int, int] | None = None) -> tuple:
-    """One picture (a path, its bytes, or a decoded PIL image) -> (28x28 pixels in `polarity`, how many
-    digits side by side), or (a segment.Lattice, ...) when it holds a line of digits and `count` is not
-    (1, 1). PreprocessError (one line) when it cannot be read."""
+                 count: tuple[int, int] | None = None) -> Picture:
+    """One picture (a path, its bytes, or a decoded PIL image) -> a Picture: its digit, or its line
+    of digits when it holds one and `count` (least, most digits) is not (1, 1), which reads one digit
+    whatever the picture holds. PreprocessError (one line) when it cannot be read."""
     seen = Seen()
     if isinstance(source, Image.Image):
         try:
@@ -630,34 +622,44 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
             raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
     else:
         gray = load_gray(source)
-    pixels = for_model(gray, polarity, seen)
-    digits = seen.digits
+    pixels = _polarity(to_mnist(gray, seen), polarity)
     if count == (1, 1) or is_mnist_form(gray):
-        return pixels, digits
+        return Picture(pixels, digits=seen.digits)
     from edgemnist import segment  # segment builds on this module
 
-    if not segment.is_line(digits, seen.box):
-        return pixels, digits
+    if not segment.is_line(seen.digits, seen.box):
+        return Picture(pixels, digits=seen.digits)
     lat = segment.line_of(source, gray, seen)
-    if polarity == "dark-on-light":
-        lat.pieces = 1.0 - lat.pieces
-    lat.single = pixels if digits == 1 else None  # one wide mark: read as one digit, today's answer
-    return lat, digits
+    lat.pieces = _polarity(lat.pieces, polarity)
+    lat.single = pixels if seen.digits == 1 else None  # one wide mark: read as one digit, today's answer
+    return Picture(line=lat, digits=seen.digits)
 
 
-def prepare(items: list[tuple[str, bool]], polarity: str = contract.POLARITY,
-            count: tuple[int, int] | None = None) -> list[Prepared | None]:
-    """`prepare_one` for a chunk of (path, only if an image): the unit of work of `infer`'s worker processes."""
-    return [prepare_one(path, polarity, only_images, count) for path, only_images in items]
+def prepare(items: list[tuple[str | bytes, bool]], polarity: str = contract.POLARITY,
+            count: tuple[int, int] | None = None) -> list[Picture | None]:
+    """`read_picture` of each (path or bytes, only if an image), errors kept as data: the unit of work
+    of `infer`'s worker processes and the Ray readers. None, no result at all, for an item that
+    `only_images` and is no image (a file found in a directory, not named)."""
+    return [_prepare_one(source, polarity, only_images, count) for source, only_images in items]
+
+
+def _prepare_one(source: str | Path | bytes, polarity: str, only_images: bool, count: tuple[int, int] | None) -> Picture | None:
+    if only_images:
+        is_bytes = isinstance(source, (bytes, bytearray, memoryview))
+        if not (is_image_head(source[:16]) if is_bytes else looks_like_image(source)):
+            return None
+    try:
+        return read_picture(source, polarity, count)
+    except PreprocessError as e:
+        return Picture(error=str(e))
 
 
 def preprocess(path: str | Path, polarity: str = contract.POLARITY, seen: Seen | None = None) -> np.ndarray:
     """Image file -> float32 [28, 28] in [0, 1] in the polarity the model's metadata asks for
     (`seen`: see `to_mnist`)."""
-    return for_model(load_gray(path), polarity, seen)
+    return _polarity(to_mnist(load_gray(path), seen), polarity)
 
 
-def for_model(gray: np.ndarray, polarity: str = contract.POLARITY, seen: Seen | None = None) -> np.ndarray:
-    """`to_mnist`, in the polarity the model's metadata asks for."""
-    x = to_mnist(gray, seen)
+def _polarity(x: np.ndarray, polarity: str) -> np.ndarray:
+    """MNIST form (light ink on 0) -> the polarity the model's metadata asks for."""
     return 1.0 - x if polarity == "dark-on-light" else x

@@ -36,7 +36,7 @@ import ray.data
 
 from edgemnist import UserError, answers, results, runtime
 from edgemnist.infer import expand_inputs
-from edgemnist.preprocess import prepare_one
+from edgemnist.preprocess import prepare
 
 READ_CPUS = 0.25  # one read task's claim: reading bytes is I/O, so a quarter of a core per task
 READ_SHARE = 1 / 8  # of the cluster's CPUs kept free for read tasks (at least READ_CPUS)
@@ -78,7 +78,7 @@ class Reader:
             items = [(blob, True) for blob in batch.column("bytes").to_pylist()]
         else:  # local files listed as `infer` lists them, opened here
             items = [(path, not named) for path, named in zip(paths, batch.column("named").to_pylist())]
-        prepared = [prepare_one(source, self.model.polarity, only_images, self.count) for source, only_images in items]
+        prepared = prepare(items, self.model.polarity, self.count)
         rows = list(answers.for_prepared(self.model, paths, prepared, self.top_k, self.count))
         return results.table(rows)
 

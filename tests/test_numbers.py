@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from edgemnist import answers, runtime, segment
-from edgemnist.preprocess import PreprocessError, prepare_one
+from edgemnist.preprocess import PreprocessError, prepare
 from testkit import realworld, written_numbers
 
 from conftest import cli
@@ -35,7 +35,7 @@ def sets(mnist, tmp_path_factory):
 
 
 def read(model, paths: list[str], count=None) -> list[dict]:
-    prepared = [prepare_one(p, model.polarity, False, count) for p in paths]
+    prepared = prepare([(p, False) for p in paths], model.polarity, count)
     return list(answers.for_prepared(model, paths, prepared, 3, count))
 
 
@@ -138,9 +138,8 @@ def test_lattice_covers_every_atom_once(model, sets):
     """Every parse is a path: its pieces' atoms follow one another from the first to the last."""
     paths, _ = sets["close"]
     for p in paths[:30]:
-        prepared = prepare_one(p, model.polarity)
-        lat = prepared[0]
-        if isinstance(lat, np.ndarray):
+        lat = prepare([(p, False)], model.polarity)[0].line
+        if lat is None:
             continue
         logp = np.log(np.full((len(lat.pieces), 10), 0.1))
         parse = segment.read(lat, logp)

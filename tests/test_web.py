@@ -465,14 +465,14 @@ def test_numbers_in_the_page_get_infers_answer(int8_page, mnist, tmp_path):
     the same digits with the same boxes, the same "sure" on every one, and the digits' 28x28s within
     PORT_PIXEL_BOUND on the worst pixel."""
     from edgemnist import answers
-    from edgemnist.preprocess import prepare_one
+    from edgemnist.preprocess import prepare
 
     page, console = int8_page
     paths: list[str] = []
     for kind, n in (("gaps", 70), ("close", 70), ("touching", 60), ("zip", 50)):
         paths += written_numbers.build(mnist.test_images, mnist.test_labels, n, tmp_path / kind, kind, seed=21)[0]
     model = runtime.open_model(INT8, "cpu", quiet=True)
-    python = [next(answers.for_prepared(model, [p], [prepare_one(p, model.polarity)])) for p in paths]
+    python = [next(answers.for_prepared(model, [p], prepare([(p, False)], model.polarity))) for p in paths]
     blobs = {Path(p).name: Path(p).read_bytes() for p in paths}
     page.unroute("**/files/*")
     page.route("**/files/*", lambda route: route.fulfill(body=blobs[route.request.url.rsplit("/", 1)[1]]))
