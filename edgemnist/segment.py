@@ -215,6 +215,7 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
         first.setdefault(a[0], i)
     last = {a[0]: i for i, a in enumerate(atoms)}
     members = {k: np.flatnonzero(g == k) for k in first}  # each group's pixels
+    own = [members[k][(sheared[members[k]] >= a) & (sheared[members[k]] < b)] for k, a, b in atoms]  # each atom's
     for i in range(len(atoms)):
         for j in range(i + 1, len(atoms) + 1):
             run = atoms[i:j]
@@ -228,7 +229,7 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
                 if len(groups) > 1 or last[run[0][0]] < j:
                     break
                 continue  # a whole mark is always a piece, however wide
-            sel = np.concatenate([members[k][(sheared[members[k]] >= a) & (sheared[members[k]] < b)] for k, a, b in run])
+            sel = np.concatenate(own[i:j])
             r, c = rows[sel], cols[sel]
             t, lft = int(r.min()), int(c.min())
             h, w = int(r.max()) - t + 1, int(c.max()) - lft + 1
