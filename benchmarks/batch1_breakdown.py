@@ -13,7 +13,6 @@ per-node overhead together. Runtime side only: onnxruntime + numpy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from edgemnist import runtime
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.timing import bound_call, interleaved
 from testkit.floor import empty_model
+from testkit.timing import timing_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,10 +102,8 @@ def measure(model: Path, seconds: float) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = timing_parser(__doc__, 8.0, "timed seconds per part")
     ap.add_argument("--model", type=Path, default=ROOT / "exported/mlp.int8.onnx")
-    ap.add_argument("--seconds", type=float, default=8.0, help="timed seconds per part")
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     r = measure(args.model, args.seconds)
     if args.json:

@@ -19,7 +19,6 @@ converted at batch 1, 1024 and 1000 (accuracy). `--tiny` runs everything briefly
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import subprocess
@@ -41,6 +40,7 @@ from edgemnist.training.model import fold
 from edgemnist.training.quantize import calibration_sample, uint8_input
 from edgemnist.training.train import load_checkpoint, predict
 from testkit.floor import empty_model
+from testkit.timing import timing_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -294,12 +294,10 @@ def print_table(r: dict) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = timing_parser(__doc__, 3.0)
     ap.add_argument("--checkpoint", type=Path, default=ROOT / "exported/mlp.pt")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per model and batch size")
     ap.add_argument("--tiny", action="store_true", help="2,000 test images, no batch 1024, short timing (smoke test)")
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     report = measure(args.checkpoint, args.threads, 0.3 if args.tiny else args.seconds, args.tiny)
     print(json.dumps(report)) if args.json else print_table(report)

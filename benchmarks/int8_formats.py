@@ -12,7 +12,6 @@ rounds interleaved across candidates, median per-call latency.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -29,6 +28,7 @@ from edgemnist.settings import QuantSettings
 from edgemnist.timing import interleaved, model_call
 from edgemnist.training.quantize import SampleReader, calibration_sample, float_logits, quantize, saturation_report
 from edgemnist.verify import compare, reference_semantics
+from testkit.timing import timing_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,10 +77,8 @@ def pair_sum(r: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = timing_parser(__doc__, 6.0, "timed seconds per model and batch size (the machine is noisy: fewer move batch-1 figures by 30%%)")
     ap.add_argument("--fp32", type=Path, default=ROOT / "exported/mlp.onnx")
-    ap.add_argument("--seconds", type=float, default=6.0, help="timed seconds per model and batch size (the machine is noisy: fewer move batch-1 figures by 30%%)")
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     mnist = data.load(quiet=True)
     pixels, labels = images_to_pixels(mnist.test_images), mnist.test_labels.astype(np.int64)

@@ -14,7 +14,6 @@ interleaved.
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 from pathlib import Path
@@ -27,15 +26,14 @@ from edgemnist.contract import INPUT_NAME
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.timing import interleaved, model_call
 from edgemnist.training.quantize import uint8_input
+from testkit.timing import timing_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = timing_parser(__doc__, 6.0)
     ap.add_argument("--int8", type=Path, default=ROOT / "exported/mlp.int8.onnx")
-    ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     mnist = data.load(quiet=True)
     images = mnist.test_images[:, None]

@@ -41,7 +41,6 @@ FORMS: dict[str, tuple[int, list[list[tuple[float, float]]]]] = {
     "9": (9, [_arc(0.5, 0.3, 0.25, 0.21, 0, 360, 26) + [(0.74, 0.55), (0.62, 0.92)]]),
     "9 with a straight tail": (9, [_arc(0.5, 0.3, 0.25, 0.21, 0, 360, 26) + [(0.75, 0.3), (0.75, 0.94)]]),
 }
-VARIANTS = ("1 with a flag", "1 with a flag and a foot", "2 with a loop", "open-top 4", "7 with a crossbar", "9 with a straight tail")
 PENS = {"thin pen": 0.04, "pen": 0.07, "thick marker": 0.14}  # stroke width, a share of the digit's height
 
 

@@ -4,6 +4,7 @@ paths on it one after the other, in a shuffled order, once each."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 from collections.abc import Callable, Sequence
 
@@ -19,3 +20,12 @@ def per_input(cases: Sequence[tuple[str, object]], paths: dict[str, Callable], r
     for (j, name), us in latencies.items():
         out[cases[j][0]][name].extend((us / 1e6).tolist())
     return out
+
+
+def timing_parser(doc: str, seconds: float, seconds_help: str = "timed seconds per model and batch size") -> argparse.ArgumentParser:
+    """The options every speed benchmark takes: its docstring's first line as the description,
+    `--seconds` of timing and `--json` (print the figures as one JSON object instead of a table)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=seconds, help=seconds_help)
+    ap.add_argument("--json", action="store_true")
+    return ap

@@ -103,7 +103,7 @@ def test_benchmarks_are_modules_on_public_names_and_one_sampler():
         private = re.findall(r"^\s*from edgemnist[\w.]* import ([^\n]*)", text, re.M)
         assert not [n for names in private for n in names.split(",") if n.strip().startswith("_")], script.name
     samplers = [f"{p.relative_to(ROOT)}" for folder in ("edgemnist", "benchmarks", "testkit", "tests")
-                for p in (ROOT / folder).rglob("*.py") if re.search(r"^\s*def interleaved\(", p.read_text(), re.M)]
+                for p in (ROOT / folder).rglob("*.py") if re.search(r"^\s*def\s+interleaved\(", p.read_text(), re.M)]
     assert samplers == ["edgemnist/timing.py"]
     names = [p.stem for p in scripts]
     code = "import importlib\nfor name in %r:\n    importlib.import_module('benchmarks.' + name)\n" % names
