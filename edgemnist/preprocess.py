@@ -40,6 +40,7 @@ WORK_SIDE = P["work_side"]
 MIN_SIDE = P["min_side"]
 BOX, FRAME = 20, contract.IMAGE_SIZE  # MNIST: digit fitted in 20x20, centred by mass in 28x28
 MNIST_STROKE = P["mnist_stroke"]
+MARGIN = P["frame_margin"]
 FIELD_SIDE = P["field_side"]
 MIN_PART = P["speck"]
 INK_LEVEL = P["ink_level"]
@@ -483,8 +484,8 @@ def _stroke_width(mask: np.ndarray) -> float:
     inner[:-1, :] &= mask[1:, :]
     inner[:, 1:] &= mask[:, :-1]
     inner[:, :-1] &= mask[:, 1:]
-    area = int(mask.sum())
-    boundary = area - int(inner.sum())
+    area = int(np.count_nonzero(mask))
+    boundary = area - int(np.count_nonzero(inner))
     return float(area) / max(boundary / 2, 1.0)
 
 
@@ -550,25 +551,33 @@ def to_mnist(gray: np.ndarray, seen: Seen | None = None) -> np.ndarray:
 
 
 def fit_frame(x: np.ndarray) -> np.ndarray:
-    """One digit's ink alone (0 elsewhere) -> MNIST form: cropped to the ink, stroke brought near
-    MNIST's, fitted in 20x20 keeping the aspect ratio, placed in 28x28 by the centre of mass."""
+    """One digit's ink alone (0 elsewhere) -> MNIST form: cropped to the ink, then `frame`."""
     rows = np.flatnonzero(x.any(axis=1))
     cols = np.flatnonzero(x.any(axis=0))
     if len(rows) == 0:
         raise PreprocessError("no digit found (blank or featureless image)")
-    x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    h, w = x.shape
+    padded = np.zeros((rows[-1] - rows[0] + 1 + 2 * MARGIN, cols[-1] - cols[0] + 1 + 2 * MARGIN), np.float32)
+    padded[MARGIN:-MARGIN, MARGIN:-MARGIN] = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    return frame(padded)
+
+
+_INDEX = np.arange(BOX)  # row and column numbers in the 20x20 box, for the centre of mass
+
+
+def frame(padded: np.ndarray) -> np.ndarray:
+    """One digit's ink cropped tight, in a border of MARGIN px of 0 -> MNIST form: stroke brought near
+    MNIST's, fitted in 20x20 keeping the aspect ratio, placed in 28x28 by the centre of mass."""
+    h, w = padded.shape[0] - 2 * MARGIN, padded.shape[1] - 2 * MARGIN
     scale = BOX / max(h, w)
-    padded = np.zeros((h + 8, w + 8), np.float32)  # the margin keeps the filters' replicated border off the ink
-    padded[4:-4, 4:-4] = x
-    x = _adjust_stroke(padded, scale)[4:-4, 4:-4]
+    x = _adjust_stroke(padded, scale)[MARGIN:-MARGIN, MARGIN:-MARGIN]
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    small = np.maximum(resize_lanczos(x, new_h, new_w), 0.0)
+    small = resize_lanczos(x, new_h, new_w)
+    np.maximum(small, 0.0, out=small)
     small *= 1.0 / max(float(small.max()), 1e-6)
     rows, cols = small.sum(1), small.sum(0)
     total = float(rows.sum())
-    cy = float(rows @ np.arange(new_h)) / total
-    cx = float(cols @ np.arange(new_w)) / total
+    cy = float(rows @ _INDEX[:new_h]) / total
+    cx = float(cols @ _INDEX[:new_w]) / total
     top = min(max(round(FRAME / 2 - 0.5 - cy), 0), FRAME - new_h)
     left = min(max(round(FRAME / 2 - 0.5 - cx), 0), FRAME - new_w)
     out = np.zeros((FRAME, FRAME), np.float32)

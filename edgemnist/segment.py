@@ -210,41 +210,53 @@ def _atoms(x: np.ndarray, rows: np.ndarray, sheared: np.ndarray, g: np.ndarray, 
 def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
     """Each admissible run of atoms -> its 28x28 picture, box and aspect."""
     spans, pictures, boxes, aspects, cuts, marks = [], [], [], [], [], []
-    first = {}
-    for i, a in enumerate(atoms):
-        first.setdefault(a[0], i)
-    last = {a[0]: i for i, a in enumerate(atoms)}
-    members = {k: np.flatnonzero(g == k) for k in first}  # each group's pixels
-    own = [members[k][(sheared[members[k]] >= a) & (sheared[members[k]] < b)] for k, a, b in atoms]  # each atom's
-    for i in range(len(atoms)):
-        for j in range(i + 1, len(atoms) + 1):
-            run = atoms[i:j]
-            groups = {a[0] for a in run}
-            whole_marks = first[run[0][0]] == i and last[run[-1][0]] == j - 1
+    n = len(atoms)
+    first, last = {}, {}
+    for i, (k, _, _) in enumerate(atoms):
+        first.setdefault(k, i)
+        last[k] = i
+    of = np.empty(len(rows), np.int64)  # each pixel's atom
+    for k in first:
+        sel = np.flatnonzero(g == k)
+        inner = [a for _, a, _ in atoms[first[k] + 1 : last[k] + 1]]  # the group's cuts
+        of[sel] = first[k] + np.searchsorted(inner, sheared[sel], side="right")
+    order = np.argsort(of, kind="stable")  # atom by atom, raster order within each
+    rows, cols, ink, of = rows[order], cols[order], x[rows[order], cols[order]], of[order]
+    start = np.searchsorted(of, np.arange(n + 1))  # atom i's pixels: start[i]:start[i + 1]
+    (top, bottom), (lefts, rights) = (v.tolist() for v in _extent(of, rows, n)), (v.tolist() for v in _extent(of, cols, n))
+    start = start.tolist()
+    margin, sy, sx = pp.MARGIN, *scale
+    for i in range(n):
+        groups: set[int] = set()
+        lo, hi = math.inf, -math.inf
+        t, b, lft, rgt = math.inf, -math.inf, math.inf, -math.inf
+        for j in range(i + 1, n + 1):
+            k, a_lo, a_hi = atoms[j - 1]
+            groups.add(k)
+            lo, hi = min(lo, a_lo), max(hi, a_hi)
+            t, b = min(t, top[j - 1]), max(b, bottom[j - 1])
+            lft, rgt = min(lft, lefts[j - 1]), max(rgt, rights[j - 1])
+            whole_marks = first[atoms[i][0]] == i and last[k] == j - 1
             if len(groups) > 1 and not whole_marks:
                 break  # part of a mark with part of another: never one digit
-            width = max(a[2] for a in run) - min(a[1] for a in run)
             one_mark = len(groups) == 1 and whole_marks
-            if not one_mark and ((len(groups) > 1 and j - i > PARAMS["max_span"]) or width > PARAMS["max_piece"] * line):
-                if len(groups) > 1 or last[run[0][0]] < j:
+            if not one_mark and ((len(groups) > 1 and j - i > PARAMS["max_span"]) or hi - lo > PARAMS["max_piece"] * line):
+                if len(groups) > 1 or last[atoms[i][0]] < j:
                     break
                 continue  # a whole mark is always a piece, however wide
-            sel = np.concatenate(own[i:j])
-            r, c = rows[sel], cols[sel]
-            t, lft = int(r.min()), int(c.min())
-            h, w = int(r.max()) - t + 1, int(c.max()) - lft + 1
-            if not one_mark and h <= PARAMS["mark_height"] * line:
+            h, w = b - t + 1, rgt - lft + 1
+            if (not one_mark and h <= PARAMS["mark_height"] * line) or start[i] == start[j]:
                 continue  # a cut-off end of a stroke (a 7's bar): as short as a dash, no digit alone
-            ink = np.zeros((h, w), np.float32)
-            ink[r - t, c - lft] = x[r, c]
-            pictures.append(pp.fit_frame(ink))
+            padded = np.zeros((h + 2 * margin, w + 2 * margin), np.float32)
+            s, e = start[i], start[j]
+            padded[rows[s:e] - (t - margin), cols[s:e] - (lft - margin)] = ink[s:e]
+            pictures.append(pp.frame(padded))
             spans.append((i, j))
-            sy, sx = scale
             boxes.append((int(lft * sx), int(t * sy), max(1, round(w * sx)), max(1, round(h * sy))))
             aspects.append(w / h)
-            cuts.append(int(first[run[0][0]] != i) + int(last[run[-1][0]] != j - 1))
+            cuts.append(int(first[atoms[i][0]] != i) + int(last[k] != j - 1))
             marks.append(len(groups))
-    return Lattice(np.stack(pictures), spans, boxes, aspects, cuts, marks, len(atoms))
+    return Lattice(np.stack(pictures), spans, boxes, aspects, cuts, marks, n)
 
 
 def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = None) -> Parse | None:
@@ -272,17 +284,22 @@ def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = Non
 def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tuple[float, tuple[int, ...]]]:
     """The two best paths of pieces across the line with `least` to `most` pieces: (score, pieces).
     States (atom reached, pieces so far) keep their two best paths; ties keep the order found."""
-    table: dict[int, dict[int, list[tuple[float, tuple[int, ...]]]]] = {0: {0: [(0.0, ())]}}
+    table: list[dict[int, list[tuple[float, tuple[int, ...]]]]] = [{} for _ in range(lat.atoms + 1)]
+    table[0][0] = [(0.0, ())]
     for p, (i, j) in sorted(enumerate(lat.spans), key=lambda e: e[1][1]):  # by end, stable: as found
-        for k, entries in list(table.get(i, {}).items()):
+        for k, entries in table[i].items():
             if k >= most:
                 continue
-            bucket = table.setdefault(j, {}).setdefault(k + 1, [])
-            bucket += [(s + score[p], path + (p,)) for s, path in entries]
-            bucket.sort(key=lambda e: -e[0])
-            del bucket[2:]
-    table = {(atom, k): entries for atom, ks in table.items() for k, entries in ks.items()}
-    return sorted((e for k in range(least, most + 1) for e in table.get((lat.atoms, k), [])), key=lambda e: -e[0])[:2]
+            bucket = table[j].setdefault(k + 1, [])
+            for s, path in entries:
+                s += score[p]
+                at = len(bucket)
+                while at and bucket[at - 1][0] < s:  # after every entry at least as good: a stable sort's order
+                    at -= 1
+                if at < 2:
+                    bucket.insert(at, (s, path + (p,)))
+                    del bucket[2:]
+    return sorted((e for k in range(least, most + 1) for e in table[lat.atoms].get(k, [])), key=lambda e: -e[0])[:2]
 
 
 def is_line(digits: int, box: list[int] | None) -> bool:

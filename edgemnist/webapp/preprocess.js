@@ -7,14 +7,14 @@ export const BOX = 20, FRAME = 28;
 // the site; its "why" says what each is for). `ready` resolves once they are in: edgemnist.js waits for
 // it before anything is read. The named ones below are live bindings, set then.
 export const PARAMS = {};
-export let MNIST_STROKE, WORK_SIDE, MIN_SIDE, FIELD_SIDE, MIN_PART, INK_LEVEL, MAX_PIXELS;
+export let MNIST_STROKE, MARGIN, WORK_SIDE, MIN_SIDE, FIELD_SIDE, MIN_PART, INK_LEVEL, MAX_PIXELS;
 let P = {};
 export const ready = (async () => {
   const response = await fetch(new URL("./preprocess.json", import.meta.url));
   if (!response.ok) throw new Error(`preprocess.json: HTTP ${response.status}`);
   Object.assign(PARAMS, await response.json());
   P = PARAMS.preprocess;
-  ({ mnist_stroke: MNIST_STROKE, work_side: WORK_SIDE, min_side: MIN_SIDE, field_side: FIELD_SIDE,
+  ({ mnist_stroke: MNIST_STROKE, frame_margin: MARGIN, work_side: WORK_SIDE, min_side: MIN_SIDE, field_side: FIELD_SIDE,
     speck: MIN_PART, ink_level: INK_LEVEL, max_pixels: MAX_PIXELS } = P);
 })();
 
@@ -492,17 +492,21 @@ export function toMnist(g, seen = {}) {
   return fitFrame(normalizeInk(enlargeTiny(g), seen));
 }
 
-// preprocess.fit_frame: one digit's ink alone -> MNIST form (cropped, stroke adjusted, 20x20, centred by mass).
-export function fitFrame(x) {
+// preprocess.fit_frame: one digit's ink alone -> MNIST form: cropped to the ink, then `frame`.
+function fitFrame(x) {
   let top = x.h, bottom = -1, left = x.w, right = -1;
   for (let y = 0; y < x.h; y++) for (let c = 0; c < x.w; c++) {
     if (x.a[y * x.w + c] !== 0) { top = Math.min(top, y); bottom = Math.max(bottom, y); left = Math.min(left, c); right = Math.max(right, c); }
   }
   if (bottom < 0) throw new PreprocessError("no digit found (blank or featureless image)");
-  x = crop(x, top, left, bottom - top + 1, right - left + 1);
-  const { h, w } = x, scale = BOX / Math.max(h, w);
-  const padded = adjustStroke(pad(x, 4), scale);
-  x = crop(padded, 4, 4, h, w);
+  return frame(pad(crop(x, top, left, bottom - top + 1, right - left + 1), MARGIN));
+}
+
+// preprocess.frame: one digit's ink cropped tight, in a border of MARGIN px of 0 -> MNIST form
+// (stroke adjusted, 20x20, centred by mass).
+export function frame(padded) {
+  const h = padded.h - 2 * MARGIN, w = padded.w - 2 * MARGIN, scale = BOX / Math.max(h, w);
+  const x = crop(adjustStroke(padded, scale), MARGIN, MARGIN, h, w);
   const newH = Math.max(1, pyRound(h * scale)), newW = Math.max(1, pyRound(w * scale));
   const small = resize(x, newW, newH);
   let peak = 0;

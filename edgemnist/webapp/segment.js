@@ -1,8 +1,8 @@
 // edgemnist/segment.py ported to the browser, step for step: a line of digits -> the pieces that may
 // be digits (28x28 each, as the model takes them) and the best reading of the line from the model's
 // scores of all of them. The parameters are preprocess.json's "segment" table, which Python reads too.
-import { PreprocessError, components, edgeLines, fitFrame, inkImage, bilinear, pyRound, toGray, workFactor,
-  WORK_SIDE, MIN_SIDE, FRAME, PARAMS as ALL } from "./preprocess.js";
+import { PreprocessError, components, edgeLines, frame, inkImage, bilinear, pyRound, toGray, workFactor,
+  WORK_SIDE, MIN_SIDE, FRAME, MARGIN, PARAMS as ALL } from "./preprocess.js";
 
 const P = new Proxy({}, { get: (_, key) => ALL.segment[key] }); // the table, once loadParams has filled it
 export { P as PARAMS };
@@ -168,37 +168,55 @@ function atoms(sheared, g, line) {
 
 // segment._pieces: each admissible run of atoms -> its 28x28, box, aspect, cuts and marks.
 function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
-  const first = new Map(), last = new Map();
+  const first = new Map(), last = new Map(), n = runs.length;
   runs.forEach(([k], i) => { if (!first.has(k)) first.set(k, i); last.set(k, i); });
-  const lat = { spans: [], boxes: [], aspects: [], cuts: [], marks: [], atoms: runs.length, pictures: [] };
-  for (let i = 0; i < runs.length; i++) {
-    for (let j = i + 1; j <= runs.length; j++) {
-      const run = runs.slice(i, j), groupSet = new Set(run.map((a) => a[0]));
-      const wholeMarks = first.get(run[0][0]) === i && last.get(run[run.length - 1][0]) === j - 1;
-      if (groupSet.size > 1 && !wholeMarks) break; // part of a mark with part of another: never one digit
-      const width = Math.max(...run.map((a) => a[2])) - Math.min(...run.map((a) => a[1]));
-      const oneMark = groupSet.size === 1 && wholeMarks;
-      if (!oneMark && ((groupSet.size > 1 && j - i > P.max_span) || width > P.max_piece * line)) {
-        if (groupSet.size > 1 || last.get(run[0][0]) < j) break;
+  const of = new Int32Array(rows.length); // each pixel's atom
+  for (let p = 0; p < rows.length; p++) {
+    let a = first.get(g[p]);
+    while (a < last.get(g[p]) && sheared[p] >= runs[a + 1][1]) a++;
+    of[p] = a;
+  }
+  const start = new Int32Array(n + 1); // atom a's pixels: order[start[a]..start[a + 1]), raster order within
+  for (const a of of) start[a + 1]++;
+  for (let a = 0; a < n; a++) start[a + 1] += start[a];
+  const order = new Int32Array(rows.length), next = start.slice(0, n);
+  for (let p = 0; p < rows.length; p++) order[next[of[p]]++] = p;
+  const top = new Array(n).fill(Infinity), bottom = new Array(n).fill(-Infinity);
+  const left = new Array(n).fill(Infinity), right = new Array(n).fill(-Infinity);
+  for (let p = 0; p < rows.length; p++) {
+    const a = of[p];
+    top[a] = Math.min(top[a], rows[p]); bottom[a] = Math.max(bottom[a], rows[p]);
+    left[a] = Math.min(left[a], cols[p]); right[a] = Math.max(right[a], cols[p]);
+  }
+  const lat = { spans: [], boxes: [], aspects: [], cuts: [], marks: [], atoms: n, pictures: [] };
+  for (let i = 0; i < n; i++) {
+    const groups = new Set();
+    let lo = Infinity, hi = -Infinity, t = Infinity, b = -Infinity, l = Infinity, r = -Infinity;
+    for (let j = i + 1; j <= n; j++) {
+      const [k, aLo, aHi] = runs[j - 1];
+      groups.add(k);
+      lo = Math.min(lo, aLo); hi = Math.max(hi, aHi);
+      t = Math.min(t, top[j - 1]); b = Math.max(b, bottom[j - 1]); l = Math.min(l, left[j - 1]); r = Math.max(r, right[j - 1]);
+      const wholeMarks = first.get(runs[i][0]) === i && last.get(k) === j - 1;
+      if (groups.size > 1 && !wholeMarks) break; // part of a mark with part of another: never one digit
+      const oneMark = groups.size === 1 && wholeMarks;
+      if (!oneMark && ((groups.size > 1 && j - i > P.max_span) || hi - lo > P.max_piece * line)) {
+        if (groups.size > 1 || last.get(runs[i][0]) < j) break;
         continue; // a whole mark is always a piece, however wide
       }
-      let t = Infinity, b = -Infinity, l = Infinity, r = -Infinity;
-      const sel = [];
-      for (let p = 0; p < rows.length; p++) {
-        if (!run.some(([k, a, e]) => g[p] === k && sheared[p] >= a && sheared[p] < e)) continue;
-        sel.push(p);
-        t = Math.min(t, rows[p]); b = Math.max(b, rows[p]); l = Math.min(l, cols[p]); r = Math.max(r, cols[p]);
-      }
       const h = b - t + 1, w = r - l + 1;
-      if (!oneMark && h <= P.mark_height * line) continue; // a cut-off end of a stroke (a 7's bar): no digit alone
-      const ink = { w, h, a: new Float32Array(w * h) };
-      for (const p of sel) ink.a[(rows[p] - t) * w + cols[p] - l] = x.a[rows[p] * x.w + cols[p]];
-      lat.pictures.push(fitFrame(ink));
+      if ((!oneMark && h <= P.mark_height * line) || start[i] === start[j]) continue; // a cut-off end of a stroke (a 7's bar): no digit alone
+      const padded = { w: w + 2 * MARGIN, h: h + 2 * MARGIN, a: new Float32Array((w + 2 * MARGIN) * (h + 2 * MARGIN)) };
+      for (let q = start[i]; q < start[j]; q++) {
+        const p = order[q];
+        padded.a[(rows[p] - t + MARGIN) * padded.w + cols[p] - l + MARGIN] = x.a[rows[p] * x.w + cols[p]];
+      }
+      lat.pictures.push(frame(padded));
       lat.spans.push([i, j]);
       lat.boxes.push([Math.trunc(l * sx), Math.trunc(t * sy), Math.max(1, pyRound(w * sx)), Math.max(1, pyRound(h * sy))]);
       lat.aspects.push(w / h);
-      lat.cuts.push(Number(first.get(run[0][0]) !== i) + Number(last.get(run[run.length - 1][0]) !== j - 1));
-      lat.marks.push(groupSet.size);
+      lat.cuts.push(Number(first.get(runs[i][0]) !== i) + Number(last.get(k) !== j - 1));
+      lat.marks.push(groups.size);
     }
   }
   lat.pieces = new Float32Array(lat.pictures.length * SIDE);
