@@ -304,20 +304,21 @@ def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tupl
 
 def is_line(digits: int, box: list[int] | None) -> bool:
     """The first look (preprocess.Seen) saw several digits side by side, or one mark at
-    least `wide` times as wide as tall (maybe touching digits): read the picture as a line."""
+    least `maybe_touching` times as wide as tall (touching digits, perhaps): read the picture as a line."""
     if digits > 1:
         return True
     if box is None:
         return False
     top, left, bottom, right = box
-    return right - left + 1 >= PARAMS["wide"] * (bottom - top + 1)
+    return right - left + 1 >= PARAMS["maybe_touching"] * (bottom - top + 1)
 
 
 def line_of(source, first: np.ndarray, seen: pp.Seen) -> Lattice:
     """A picture whose first look (`first`, at preprocess's working size; `seen`: the main mark's box,
     the extent of the ink, the polarity) says it holds a line -> its Lattice.
     `source` (a path, bytes or a decoded PIL image) is read again at the size that makes the line about
-    `line_height` px tall, only around the ink (a line height of margin)."""
+    `line_height` px tall, only around the ink (a line height of margin; around one mark,
+    `one_mark_margin_px` of the first look's pixels)."""
     from PIL import Image
 
     tiny = min(1.0, max(first.shape) / pp.MIN_SIDE)  # seen's boxes are in the enlarged tiny picture's pixels
@@ -328,8 +329,9 @@ def line_of(source, first: np.ndarray, seen: pp.Seen) -> Lattice:
     factor = pp.work_factor(*im.size, side)
     top, left, bottom, right = (v * tiny for v in seen.extent)
     fy, fx = im.height / first.shape[0], im.width / first.shape[1]  # im's pixels per first-look pixel
-    crop = (max(0, int((left - height) * fx)), max(0, int((top - height) * fy)),
-            min(im.width, int((right + 1 + height) * fx + 1)), min(im.height, int((bottom + 1 + height) * fy + 1)))
+    pad = height if seen.digits > 1 else PARAMS["one_mark_margin_px"]  # one mark: what the first look dropped beside it stays out
+    crop = (max(0, int((left - pad) * fx)), max(0, int((top - pad) * fy)),
+            min(im.width, int((right + 1 + pad) * fx + 1)), min(im.height, int((bottom + 1 + pad) * fy + 1)))
     region = im.crop(crop)
     gray = pp.work_gray(region, factor=factor)
     grow = min(target / (height * fy / (region.height / gray.shape[0])), 4.0)

@@ -132,7 +132,7 @@ async function classifyImageData(imageData, count = null) {
   const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && isLine(seen.digits, seen.box);
   const lat = line ? lineOf(imageData, g, seen) : null;
   if (lat) flip(lat.pieces);
-  const single = lat && seen.digits === 1 ? pixels : null; // one wide mark: read as one digit, today's answer
+  const single = lat && seen.digits === 1 ? pixels : null; // one mark: its answer as one digit, if the line reads so
   const batch = lat ? new Float32Array(lat.pieces.length + (single ? 784 : 0)) : pixels;
   if (lat) { batch.set(lat.pieces); if (single) batch.set(single, lat.pieces.length); }
   const mid = performance.now();
@@ -143,10 +143,10 @@ async function classifyImageData(imageData, count = null) {
   } else {
     const { margin, ...line } = lineAnswer(lat, logits.subarray(0, lat.count * 10), count, facts.not_sure_below);
     result = line;
-    if (single && result.digits.length === 1) { // one wide digit, read as before, sure only if no reading as several comes close
-      const box = result.digits[0].box;
+    if (single && result.digits.length === 1) { // one mark read as one digit: as before (answers._read_one)
+      const { box, sure: plain } = result.digits[0];
       result = { ...oneDigit(softmax(logits.subarray(lat.count * 10)), 1, facts.not_sure_below), pixels: single };
-      result.sure = result.sure && margin >= PARAMS.margin;
+      result.sure = result.sure && (plain || margin >= PARAMS.margin);
       Object.assign(result.digits[0], { box, sure: result.sure });
     }
   }

@@ -8,12 +8,12 @@ const P = new Proxy({}, { get: (_, key) => ALL.segment[key] }); // the table, on
 export { P as PARAMS };
 const SIDE = FRAME * FRAME;
 
-// segment.is_line: several digits side by side, or one mark `wide` times as wide as tall.
+// segment.is_line: several digits side by side, or one mark `maybe_touching` times as wide as tall.
 export function isLine(digits, box) {
   if (digits > 1) return true;
   if (!box) return false;
   const [top, left, bottom, right] = box;
-  return right - left + 1 >= P.wide * (bottom - top + 1);
+  return right - left + 1 >= P.maybe_touching * (bottom - top + 1);
 }
 
 // Per label, the least and greatest value (segment._extent).
@@ -284,8 +284,9 @@ export function lineOf(imageData, first, seen) {
   const { width: W, height: H } = imageData, factor = workFactor(W, H, side);
   const [top, left, bottom, right] = seen.extent.map((v) => v * tiny);
   const fy = H / first.h, fx = W / first.w;
-  const crop = [Math.max(0, Math.trunc((left - height) * fx)), Math.max(0, Math.trunc((top - height) * fy)),
-    Math.min(W, Math.trunc((right + 1 + height) * fx + 1)), Math.min(H, Math.trunc((bottom + 1 + height) * fy + 1))];
+  const pad = seen.digits > 1 ? height : P.one_mark_margin_px;
+  const crop = [Math.max(0, Math.trunc((left - pad) * fx)), Math.max(0, Math.trunc((top - pad) * fy)),
+    Math.min(W, Math.trunc((right + 1 + pad) * fx + 1)), Math.min(H, Math.trunc((bottom + 1 + pad) * fy + 1))];
   let g = toGray(imageData, factor, crop);
   const regionH = crop[3] - crop[1], regionW = crop[2] - crop[0];
   const grow = Math.min(target / (height * fy / (regionH / g.h)), 4);
