@@ -222,9 +222,9 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
         of[sel] = first[k] + np.searchsorted(inner, sheared[sel], side="right")
     order = np.argsort(of, kind="stable")  # atom by atom, raster order within each
     rows, cols, ink, of = rows[order], cols[order], x[rows[order], cols[order]], of[order]
-    start = np.searchsorted(of, np.arange(n + 1))  # atom i's pixels: start[i]:start[i + 1]
-    (top, bottom), (lefts, rights) = (v.tolist() for v in _extent(of, rows, n)), (v.tolist() for v in _extent(of, cols, n))
-    start = start.tolist()
+    start = np.searchsorted(of, np.arange(n + 1)).tolist()  # atom i's pixels: start[i]:start[i + 1]
+    top, bottom = (v.tolist() for v in _extent(of, rows, n))  # each atom's ink box
+    lefts, rights = (v.tolist() for v in _extent(of, cols, n))
     margin, sy, sx = pp.MARGIN, *scale
     for i in range(n):
         groups: set[int] = set()
@@ -245,8 +245,10 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
                     break
                 continue  # a whole mark is always a piece, however wide
             h, w = b - t + 1, rgt - lft + 1
-            if (not one_mark and h <= PARAMS["mark_height"] * line) or start[i] == start[j]:
+            if not one_mark and h <= PARAMS["mark_height"] * line:
                 continue  # a cut-off end of a stroke (a 7's bar): as short as a dash, no digit alone
+            if start[i] == start[j]:
+                continue  # atoms without ink
             padded = np.zeros((h + 2 * margin, w + 2 * margin), np.float32)
             s, e = start[i], start[j]
             padded[rows[s:e] - (t - margin), cols[s:e] - (lft - margin)] = ink[s:e]

@@ -181,13 +181,7 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
   for (let a = 0; a < n; a++) start[a + 1] += start[a];
   const order = new Int32Array(rows.length), next = start.slice(0, n);
   for (let p = 0; p < rows.length; p++) order[next[of[p]]++] = p;
-  const top = new Array(n).fill(Infinity), bottom = new Array(n).fill(-Infinity);
-  const left = new Array(n).fill(Infinity), right = new Array(n).fill(-Infinity);
-  for (let p = 0; p < rows.length; p++) {
-    const a = of[p];
-    top[a] = Math.min(top[a], rows[p]); bottom[a] = Math.max(bottom[a], rows[p]);
-    left[a] = Math.min(left[a], cols[p]); right[a] = Math.max(right[a], cols[p]);
-  }
+  const [top, bottom] = extent(of, rows, n), [left, right] = extent(of, cols, n);
   const lat = { spans: [], boxes: [], aspects: [], cuts: [], marks: [], atoms: n, pictures: [] };
   for (let i = 0; i < n; i++) {
     const groups = new Set();
@@ -205,7 +199,8 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
         continue; // a whole mark is always a piece, however wide
       }
       const h = b - t + 1, w = r - l + 1;
-      if ((!oneMark && h <= P.mark_height * line) || start[i] === start[j]) continue; // a cut-off end of a stroke (a 7's bar): no digit alone
+      if (!oneMark && h <= P.mark_height * line) continue; // a cut-off end of a stroke (a 7's bar): no digit alone
+      if (start[i] === start[j]) continue; // atoms without ink
       const padded = { w: w + 2 * MARGIN, h: h + 2 * MARGIN, a: new Float32Array((w + 2 * MARGIN) * (h + 2 * MARGIN)) };
       for (let q = start[i]; q < start[j]; q++) {
         const p = order[q];
