@@ -209,7 +209,7 @@ def _atoms(x: np.ndarray, rows: np.ndarray, sheared: np.ndarray, g: np.ndarray, 
 
 def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
     """Each admissible run of atoms -> its 28x28 picture, box and aspect."""
-    spans, pictures, boxes, aspects, cuts, marks = [], [], [], [], [], []
+    spans, places, sizes, boxes, aspects, cuts, marks = [], [], [], [], [], [], []
     n = len(atoms)
     first, last = {}, {}
     for i, (k, _, _) in enumerate(atoms):
@@ -225,7 +225,7 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
     start = np.searchsorted(of, np.arange(n + 1)).tolist()  # atom i's pixels: start[i]:start[i + 1]
     top, bottom = (v.tolist() for v in _extent(of, rows, n))  # each atom's ink box
     lefts, rights = (v.tolist() for v in _extent(of, cols, n))
-    margin, sy, sx = pp.MARGIN, *scale
+    sy, sx = scale
     for i in range(n):
         groups: set[int] = set()
         lo, hi = math.inf, -math.inf
@@ -249,16 +249,47 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
                 continue  # a cut-off end of a stroke (a 7's bar): as short as a dash, no digit alone
             if start[i] == start[j]:
                 continue  # atoms without ink
-            padded = np.zeros((h + 2 * margin, w + 2 * margin), np.float32)
-            s, e = start[i], start[j]
-            padded[rows[s:e] - (t - margin), cols[s:e] - (lft - margin)] = ink[s:e]
-            pictures.append(pp.frame(padded))
+            places.append((start[i], start[j], t, lft))
+            sizes.append((h, w))
             spans.append((i, j))
             boxes.append((int(lft * sx), int(t * sy), max(1, round(w * sx)), max(1, round(h * sy))))
             aspects.append(w / h)
             cuts.append(int(first[atoms[i][0]] != i) + int(last[k] != j - 1))
             marks.append(len(groups))
-    return Lattice(np.stack(pictures), spans, boxes, aspects, cuts, marks, n)
+    pictures = np.empty((len(sizes), pp.FRAME, pp.FRAME), np.float32)
+    for group in _batches(sizes):
+        some = [sizes[p] for p in group]
+        pictures[group] = pp.frame_all(_stack([places[p] for p in group], some, rows, cols, ink), some)
+    return Lattice(pictures, spans, boxes, aspects, cuts, marks, n)
+
+
+def _batches(sizes: list[tuple[int, int]], most: int = 1 << 20) -> list[list[int]]:
+    """The pieces in batches for pp.frame_all, narrowest first, each stack of at most `most` pixels (it
+    is as big as its tallest and widest piece): one batch for a line of a few digits."""
+    order = sorted(range(len(sizes)), key=lambda p: sizes[p][1])
+    out: list[list[int]] = [[]]
+    tallest = 0
+    for p in order:
+        h, w = sizes[p]
+        tallest = max(tallest, h)
+        if out[-1] and (len(out[-1]) + 1) * (tallest + 2 * pp.MARGIN) * (w + 2 * pp.MARGIN) > most:
+            out.append([])
+            tallest = h
+        out[-1].append(p)
+    return out
+
+
+def _stack(places, sizes, rows, cols, ink) -> np.ndarray:
+    """Pieces' ink, each in a border of pp.MARGIN px of 0, in one stack [P, H, W] (pp.frame_all's
+    input). places: each piece's pixels, rows[s:e] (cols, ink), and the top left (t, lft) of its box."""
+    start, end, top, left = (np.array(v, np.int64) for v in zip(*places))
+    length = end - start
+    piece = np.repeat(np.arange(len(places)), length)
+    pixel = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length - start, length)
+    height, width = (max(v) + 2 * pp.MARGIN for v in zip(*sizes))
+    out = np.zeros((len(places), height, width), np.float32)
+    out[piece, rows[pixel] - top[piece] + pp.MARGIN, cols[pixel] - left[piece] + pp.MARGIN] = ink[pixel]
+    return out
 
 
 def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = None) -> Parse | None:
