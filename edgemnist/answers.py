@@ -109,10 +109,12 @@ def _read_one(model: runtime.Model, picture: Picture, rows: np.ndarray, top_k: i
     margin = read.pop("margin", math.inf)
     if lat.single is None or len(read.get("digits", ())) != 1:
         return read
-    # one mark read as one digit: the one-digit answer. Sure as before for a mark no wider than a digit
-    # (the line's reading of it is sure: a plain piece); a wider one only if no reading as several comes close
+    # one mark read as one digit: the one-digit answer. Sure for a mark no wider than a digit (the line's
+    # reading of it is sure: a plain piece) only if it beats every reading as several digits before their
+    # cost per piece (a 1 written against a digit reads as that digit, and as two digits almost as well);
+    # a wider one only if no reading as several comes close
     box, plain = read["digits"][0]["box"], read["digits"][0]["sure"]
     one = answer(model, lat.single[None], [picture.digits], top_k, rows[-1:])[0] | {"pixels": lat.single}
     one["digits"][0]["box"] = box
-    one["sure"] = one["digits"][0]["sure"] = one["sure"] and (plain or margin >= segment.PARAMS["margin"])
+    one["sure"] = one["digits"][0]["sure"] = one["sure"] and margin >= (-segment.PARAMS["piece_cost"] if plain else segment.PARAMS["margin"])
     return one

@@ -17,9 +17,9 @@ from testkit import realworld, written_numbers
 from conftest import cli
 
 # measured with the packaged int8 model on 300 held-out pictures per kind (benchmarks.numbers), minus a margin
-# (seed 11: gaps 97.3% right, photos 97.0%, close 94.0%, touching 70.3% with 2.7% wrong but sure)
+# (seed 11: gaps 97.3% right, photos 97.0%, close 94.7%, touching 77.3% with 1.0% wrong but sure)
 FLOORS = {"gaps": (0.94, 0.01), "photo": (0.93, 0.01), "close": (0.90, 0.01),
-          "touching": (0.64, 0.04)}  # (right at least, wrong-but-sure at most)
+          "touching": (0.72, 0.02)}  # (right at least, wrong-but-sure at most)
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +77,12 @@ def test_one_digit_reads_as_today(model, mnist, tmp_path):
             assert a == b
             continue
         assert b["number"] == str(b["label"]) and len(b["digits"]) == 1
-        if "note" not in a:  # one mark: the same answer; a mark wide enough for two digits is not sure
+        if "note" not in a:  # one mark: the same answer; a mark wide enough for two digits that reads
+            # about as well as two (before the cost per piece) is not sure
             assert (a["label"], a["confidence"]) == (b["label"], b["confidence"])
             assert b["sure"] == a["sure"] or (a["sure"] and not b["sure"] and "box" in b["digits"][0])
     changed = sum(a.get("sure") != b.get("sure") for a, b in zip(plain, default))
-    assert changed <= 2, changed
+    assert changed <= 3, changed  # the few whose reading as two digits comes close (a 1 fused to a digit would)
 
 
 def test_digits_count_holds_the_parse(model, sets):

@@ -146,7 +146,7 @@ async function classifyImageData(imageData, count = null) {
     if (single && result.digits.length === 1) { // one mark read as one digit: as before (answers._read_one)
       const { box, sure: plain } = result.digits[0];
       result = { ...oneDigit(softmax(logits.subarray(lat.count * 10)), 1, facts.not_sure_below), pixels: single };
-      result.sure = result.sure && (plain || margin >= PARAMS.margin);
+      result.sure = result.sure && margin >= (plain ? -PARAMS.piece_cost : PARAMS.margin);
       Object.assign(result.digits[0], { box, sure: result.sure });
     }
   }
