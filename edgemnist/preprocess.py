@@ -477,20 +477,17 @@ def edge_lines(x: np.ndarray, mask: np.ndarray) -> bool:
     return erased
 
 
-def _stroke_width(mask: np.ndarray) -> float:
-    """Area / half the boundary length: the width of a long stroke."""
-    return float(_stroke_widths(mask[None])[0])
-
-
-def _stroke_widths(mask: np.ndarray) -> np.ndarray:
-    """`_stroke_width` of each picture of a stack [N, H, W]."""
+def _stroke_width(mask: np.ndarray):
+    """Area / half the boundary length: the width of a long stroke (of a mask [H, W], or of each of a stack
+    [N, H, W])."""
     inner = mask.copy()
-    inner[:, 1:, :] &= mask[:, :-1, :]
-    inner[:, :-1, :] &= mask[:, 1:, :]
-    inner[:, :, 1:] &= mask[:, :, :-1]
-    inner[:, :, :-1] &= mask[:, :, 1:]
-    area = np.count_nonzero(mask, axis=(1, 2))
-    boundary = area - np.count_nonzero(inner, axis=(1, 2))
+    inner[..., 1:, :] &= mask[..., :-1, :]
+    inner[..., :-1, :] &= mask[..., 1:, :]
+    inner[..., :, 1:] &= mask[..., :, :-1]
+    inner[..., :, :-1] &= mask[..., :, 1:]
+    lead = mask.shape[:-2]
+    area = mask.reshape(*lead, -1).sum(-1)
+    boundary = area - inner.reshape(*lead, -1).sum(-1)
     return area / np.maximum(boundary / 2, 1.0)
 
 
@@ -512,23 +509,28 @@ def extreme_filter(x: np.ndarray, size: int, reduce=np.maximum) -> np.ndarray:
     return out
 
 
-def _adjust_strokes(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Dilate thin strokes (or erode very thick ones) of each digit of a stack [N, H, W] (each in a border
-    of MARGIN px of 0) so they land near MNIST's width after scaling by its `scale`."""
-    width = _stroke_widths(x > 0.5)
+def _stroke_filter(width: float, scale: float) -> tuple[int, np.ufunc] | None:
+    """The extreme_filter (size, reduce) that brings strokes `width` px wide near MNIST's width after
+    scaling by `scale`: dilate thin ones, erode very thick ones; None: leave them."""
     target = MNIST_STROKE / scale  # in source pixels
-    thin, thick = width < P["stroke_thin"] * target, width > P["stroke_thick"] * target
-    grow = np.round(target - width).astype(np.int64) | 1
-    shrink = np.round((width - P["stroke_thick_to"] * target) / 2).astype(np.int64) | 1
-    size = np.minimum(np.where(thin, grow, np.where(thick, shrink, 1)), P["stroke_filter_max"])
-    out = x
-    for reduce, which in ((np.maximum, thin), (np.minimum, thick)):
-        for k in np.unique(size[which]).tolist():
-            if k > 1:
-                if out is x:
-                    out = x.copy()
-                sel = np.flatnonzero(which & (size == k))
-                out[sel] = extreme_filter(x[sel], k, reduce)
+    if width < P["stroke_thin"] * target:
+        return min(int(round(target - width)) | 1, P["stroke_filter_max"]), np.maximum
+    if width > P["stroke_thick"] * target:
+        return min(int(round((width - P["stroke_thick_to"] * target) / 2)) | 1, P["stroke_filter_max"]), np.minimum
+    return None
+
+
+def _adjust_strokes(stack: np.ndarray, scales: list[float]) -> np.ndarray:
+    """`_stroke_filter` applied to each digit of a stack [N, H, W] (each in a border of MARGIN px of 0:
+    a filter reaches no further), digits needing the same filter filtered together."""
+    like: dict[tuple[int, np.ufunc], list[int]] = {}
+    for i, (width, scale) in enumerate(zip(_stroke_width(stack > 0.5).tolist(), scales)):
+        f = _stroke_filter(width, scale)
+        if f is not None and f[0] > 1:
+            like.setdefault(f, []).append(i)
+    out = stack.copy() if like else stack
+    for f, which in like.items():
+        out[which] = extreme_filter(stack[which], *f)
     return out
 
 
@@ -583,31 +585,41 @@ def frame(padded: np.ndarray) -> np.ndarray:
     """One digit's ink cropped tight, in a border of MARGIN px of 0 -> MNIST form: stroke brought near
     MNIST's, fitted in 20x20 keeping the aspect ratio, placed in 28x28 by the centre of mass."""
     h, w = padded.shape[0] - 2 * MARGIN, padded.shape[1] - 2 * MARGIN
-    return frame_all(padded[None], [(h, w)])[0]
+    scale = BOX / max(h, w)
+    f = _stroke_filter(float(_stroke_width(padded > 0.5)), scale)
+    x = (padded if f is None else extreme_filter(padded, *f))[MARGIN:-MARGIN, MARGIN:-MARGIN]
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.zeros((1, BOX, BOX), np.float32)
+    small[0, :new_h, :new_w] = resize_lanczos(x, new_h, new_w)
+    return _centred(small, [new_h], [new_w])[0]
 
 
 def frame_all(stack: np.ndarray, sizes: list[tuple[int, int]]) -> np.ndarray:
     """`frame` of many digits at once: stack [N, H, W] float32 holds digit i's ink in
     stack[i, MARGIN : MARGIN + h, MARGIN : MARGIN + w] for (h, w) = sizes[i], 0 elsewhere -> [N, 28, 28].
-    One pass of array operations in place of a loop of small ones (a line's pieces are dozens)."""
-    hs, ws = (np.array(v, np.int64) for v in zip(*sizes))
-    scale = BOX / np.maximum(hs, ws)
-    x = _adjust_strokes(stack, scale)[:, MARGIN:, MARGIN:]  # beyond a digit's h x w its resampling weights are 0
-    new_h = np.maximum(1, np.round(hs * scale).astype(np.int64)).tolist()  # round half to even, as Python's round
-    new_w = np.maximum(1, np.round(ws * scale).astype(np.int64)).tolist()
+    Array operations on the whole stack in place of a loop of small ones (a line's pieces are dozens)."""
+    scales = [BOX / max(h, w) for h, w in sizes]
+    x = _adjust_strokes(stack, scales)[:, MARGIN:, MARGIN:]  # beyond a digit's h x w its resampling weights are 0
+    new_h = [max(1, round(h * s)) for (h, _), s in zip(sizes, scales)]
+    new_w = [max(1, round(w * s)) for (_, w), s in zip(sizes, scales)]
     n, height, width = x.shape
     down = np.zeros((n, BOX, height))
     across = np.zeros((n, width, BOX))
     for i, (h, w) in enumerate(sizes):
         down[i, : new_h[i], :h] = lanczos_matrix(h, new_h[i])
         across[i, :w, : new_w[i]] = lanczos_matrix(w, new_w[i]).T
-    small = (down @ x.astype(np.float64) @ across).astype(np.float32)
+    return _centred((down @ x.astype(np.float64) @ across).astype(np.float32), new_h, new_w)
+
+
+def _centred(small: np.ndarray, new_h: list[int], new_w: list[int]) -> np.ndarray:
+    """Digits resampled into 20x20 [N, 20, 20] (digit i in its first new_h[i] x new_w[i], 0 beyond) ->
+    [N, 28, 28]: negative lobes clipped, brightest ink 1, placed by the centre of mass."""
     np.maximum(small, 0.0, out=small)
     small *= (1.0 / np.maximum(small.max(axis=(1, 2)).astype(np.float64), 1e-6)).astype(np.float32)[:, None, None]
     rows, cols = small.sum(2), small.sum(1)
     total = rows.sum(1).astype(np.float64)
     cy, cx = (rows @ _INDEX) / total, (cols @ _INDEX) / total
-    out = np.zeros((n, FRAME, FRAME), np.float32)
+    out = np.zeros((len(small), FRAME, FRAME), np.float32)
     for i, (h, w, y, c) in enumerate(zip(new_h, new_w, cy.tolist(), cx.tolist())):
         top = min(max(round(FRAME / 2 - 0.5 - y), 0), FRAME - h)
         left = min(max(round(FRAME / 2 - 0.5 - c), 0), FRAME - w)
