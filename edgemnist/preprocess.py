@@ -45,16 +45,17 @@ FIELD_SIDE = P["field_side"]
 MIN_PART = P["speck"]
 INK_LEVEL = P["ink_level"]
 DECODED_SCALE = "edgemnist.decoded_scale"  # open_image's note in Image.info: the file's pixels per decoded pixel
+FILE_SIZE = "edgemnist.file_size"  # and the file's own width and height
 
 
 class PreprocessError(ImageError):
     """This image cannot be turned into a digit; the message is one line for the user."""
 
 
-def open_image(source: str | Path | bytes, side: int = WORK_SIDE) -> Image.Image:
+def open_image(source: str | Path | bytes, side: int | tuple[int, int] = WORK_SIDE) -> Image.Image:
     """Decode any Pillow format by content (a file's path, or its bytes), the first frame, EXIF
-    orientation applied; JPEGs at the reduced scale closest above `side`. Pillow's own limits are
-    left as they are: the size is checked here from the header."""
+    orientation applied; JPEGs at the reduced scale closest above `side` each way (or above a width and
+    a height). Pillow's own limits are left as they are: the size is checked here from the header."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise PreprocessError("empty file")
@@ -93,17 +94,40 @@ def open_image(source: str | Path | bytes, side: int = WORK_SIDE) -> Image.Image
         raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
 
 
-def _decode(im: Image.Image, side: int) -> Image.Image:
+def _decode(im: Image.Image, side: int | tuple[int, int]) -> Image.Image:
     if im.width * im.height > MAX_PIXELS:
         raise Image.DecompressionBombError
     im.seek(0)  # first frame of an animation
-    width = im.width
+    width, height = im.size
     if im.format == "JPEG":
-        im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, (side, side))
+        im.draft("L" if im.mode in ("RGB", "L", "YCbCr") else None, side if isinstance(side, tuple) else (side, side))
     im.load()
     out = ImageOps.exif_transpose(im) if im.getexif().get(0x0112, 1) != 1 else im
     out.info[DECODED_SCALE] = width / im.width  # the file's pixels per decoded pixel (a JPEG's draft scale)
+    out.info[FILE_SIZE] = (width, height)
     return out
+
+
+def longer_side(im: Image.Image, side: int) -> tuple[int, int]:
+    """The width and height that bring the longer side of the file `im` was decoded from to `side`:
+    what open_image needs to decode it for a look at about `side` px."""
+    width, height = im.info.get(FILE_SIZE, im.size)
+    return max(1, side * width // max(width, height)), max(1, side * height // max(width, height))
+
+
+def serves(im: Image.Image, size: tuple[int, int]) -> bool:
+    """Whether a picture open_image decoded (for a smaller size) serves as well as decoding the file
+    again for `size` (a width and a height) would: it was decoded whole, or a JPEG's new reduced scale
+    (Pillow's draft: the coarsest of 1/8, 1/4, 1/2 and 1 that keeps `size`) would give the same or a
+    smaller picture once work_gray reduces it (320 px reduced by 2 is no more than 160 decoded)."""
+    scale = round(im.info.get(DECODED_SCALE, 1.0))
+    if scale == 1:
+        return True
+    width, height = im.info[FILE_SIZE]
+    fit = min(width // size[0], height // size[1])
+    again = next(s for s in (8, 4, 2, 1) if s <= max(fit, 1))
+    longer, side = -(-max(width, height) // again), max(size)
+    return again >= scale or max(im.size) / work_factor(*im.size, side) >= longer / work_factor(longer, longer, side)
 
 
 def load_gray(path: str | Path | bytes, side: int = WORK_SIDE) -> np.ndarray:
@@ -573,9 +597,14 @@ def resize_lanczos(x: np.ndarray, new_h: int, new_w: int) -> np.ndarray:
 def to_mnist(gray: np.ndarray, seen: Seen | None = None) -> np.ndarray:
     """Grayscale [H, W] in [0, 1] (at the working resolution) -> MNIST-form float32 [28, 28].
     `seen` receives what the look found on the way (`Seen`: how many digits side by side...)."""
-    if is_mnist_form(gray):
-        return gray.astype(np.float32)
-    return fit_frame(normalize_ink(_enlarge_tiny(gray), seen))
+    ink = first_look(gray, seen)
+    return gray.astype(np.float32) if ink is None else fit_frame(ink)
+
+
+def first_look(gray: np.ndarray, seen: Seen | None = None) -> np.ndarray | None:
+    """Grayscale at the working resolution -> the digit's ink alone (normalize_ink; `seen` as there),
+    or None for a picture already in MNIST form."""
+    return None if is_mnist_form(gray) else normalize_ink(_enlarge_tiny(gray), seen)
 
 
 def fit_frame(x: np.ndarray) -> np.ndarray:
@@ -677,23 +706,23 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     of digits when it holds one and `count` (least, most digits) is not (1, 1), which reads one digit
     whatever the picture holds. PreprocessError (one line) when it cannot be read."""
     seen = Seen()
-    if isinstance(source, Image.Image):
-        try:
-            gray = work_gray(source)
-        except Exception as e:  # Pillow's conversions of an odd image (mode, palette, bands)
-            raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
-    else:
-        gray = load_gray(source)
-    pixels = _polarity(to_mnist(gray, seen), polarity)
-    if count == (1, 1) or is_mnist_form(gray):
-        return Picture(pixels, digits=seen.digits)
+    im = source if isinstance(source, Image.Image) else open_image(source)
+    try:
+        gray = work_gray(im)
+    except Exception as e:  # Pillow's conversions of an odd image (mode, palette, bands)
+        raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
+    ink = first_look(gray, seen)
+    if ink is None:
+        return Picture(_polarity(gray.astype(np.float32), polarity), digits=seen.digits)
     from edgemnist import segment  # segment builds on this module
 
-    if not segment.is_line(seen.digits, seen.box):
+    line = count != (1, 1) and segment.is_line(seen.digits, seen.box)
+    pixels = None if line and seen.digits > 1 else _polarity(fit_frame(ink), polarity)  # several digits: no one digit
+    if not line:
         return Picture(pixels, digits=seen.digits)
-    lat = segment.line_of(source, gray, seen)
+    lat = segment.line_of(source, gray, seen, im)
     lat.pieces = _polarity(lat.pieces, polarity)
-    lat.single = pixels if seen.digits == 1 else None  # one wide mark: read as one digit, today's answer
+    lat.single = pixels  # one wide mark: read as one digit, today's answer
     return Picture(line=lat, digits=seen.digits)
 
 

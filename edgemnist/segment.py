@@ -282,13 +282,12 @@ def _batches(sizes: list[tuple[int, int]], most: int = 1 << 20) -> list[list[int
 def _stack(places, sizes, rows, cols, ink) -> np.ndarray:
     """Pieces' ink, each in a border of pp.MARGIN px of 0, in one stack [P, H, W] (pp.frame_all's
     input). places: each piece's pixels, rows[s:e] (cols, ink), and the top left (t, lft) of its box."""
-    start, end, top, left = (np.array(v, np.int64) for v in zip(*places))
-    length = end - start
-    piece = np.repeat(np.arange(len(places)), length)
-    pixel = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length - start, length)
     height, width = (max(v) + 2 * pp.MARGIN for v in zip(*sizes))
+    at = rows * width + cols  # a pixel's place in a piece's picture, but for the piece's own offset
     out = np.zeros((len(places), height, width), np.float32)
-    out[piece, rows[pixel] - top[piece] + pp.MARGIN, cols[pixel] - left[piece] + pp.MARGIN] = ink[pixel]
+    offsets = [(p * height + pp.MARGIN - t) * width + pp.MARGIN - lft for p, (_, _, t, lft) in enumerate(places)]
+    out.ravel()[np.concatenate([at[s:e] + o for (s, e, _, _), o in zip(places, offsets)])] = \
+        np.concatenate([ink[s:e] for s, e, _, _ in places])
     return out
 
 
@@ -346,19 +345,19 @@ def is_line(digits: int, box: list[int] | None) -> bool:
     return right - left + 1 >= PARAMS["maybe_touching"] * (bottom - top + 1)
 
 
-def line_of(source, first: np.ndarray, seen: pp.Seen) -> Lattice:
-    """A picture whose first look (`first`, at preprocess's working size; `seen`: the main mark's box,
-    the extent of the ink, the polarity) says it holds a line -> its Lattice.
-    `source` (a path, bytes or a decoded PIL image) is read again at the size that makes the line about
-    `line_height` px tall, only around the ink (a line height of margin; around one mark,
-    `one_mark_margin_px` of the first look's pixels)."""
-    from PIL import Image
-
+def line_of(source, first: np.ndarray, seen: pp.Seen, decoded) -> Lattice:
+    """A picture whose first look (`first`, at preprocess's working size, from `decoded`, the PIL image
+    decoded for it; `seen`: the main mark's box, the extent of the ink, the polarity) says it holds a
+    line -> its Lattice. It is read again at the size that makes the line about `line_height` px tall,
+    only around the ink (a line height of margin; around one mark, `one_mark_margin_px` of the first
+    look's pixels): from `decoded` if that serves (pp.serves), else from `source` (a path or bytes)
+    decoded again."""
     tiny = min(1.0, max(first.shape) / pp.MIN_SIDE)  # seen's boxes are in the enlarged tiny picture's pixels
     height = (seen.box[2] - seen.box[0] + 1) * tiny
     target = PARAMS["line_height"]
     side = min(max(pp.WORK_SIDE, int(max(first.shape) * target / height)), PARAMS["max_side"])
-    im = source if isinstance(source, Image.Image) else pp.open_image(source, side)
+    want = pp.longer_side(decoded, side)
+    im = decoded if pp.serves(decoded, want) else pp.open_image(source, want)
     factor = pp.work_factor(*im.size, side)
     top, left, bottom, right = (v * tiny for v in seen.extent)
     fy, fx = im.height / first.shape[0], im.width / first.shape[1]  # im's pixels per first-look pixel
