@@ -133,7 +133,12 @@ def serves(im: Image.Image, size: tuple[int, int]) -> bool:
 def load_gray(path: str | Path | bytes, side: int = WORK_SIDE) -> np.ndarray:
     """Image file (or its bytes) -> float32 [H, W] in [0, 1], the longer side brought to about `side`
     (transparency composited)."""
-    im = open_image(path, side)
+    return decoded_gray(open_image(path, side), side)
+
+
+def decoded_gray(im: Image.Image, side: int = WORK_SIDE) -> np.ndarray:
+    """work_gray of a decoded picture; Pillow's failures to convert an odd one (mode, palette, bands)
+    as one PreprocessError line."""
     try:
         return work_gray(im, side)
     except Exception as e:  # Pillow's conversions of a decoded but odd image (mode, palette, bands)
@@ -707,10 +712,7 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     whatever the picture holds. PreprocessError (one line) when it cannot be read."""
     seen = Seen()
     im = source if isinstance(source, Image.Image) else open_image(source)
-    try:
-        gray = work_gray(im)
-    except Exception as e:  # Pillow's conversions of an odd image (mode, palette, bands)
-        raise PreprocessError(f"cannot decode image ({first_line(e)})") from None
+    gray = decoded_gray(im)
     ink = first_look(gray, seen)
     if ink is None:
         return Picture(_polarity(gray.astype(np.float32), polarity), digits=seen.digits)
