@@ -49,14 +49,17 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
     digit sure, each a whole mark of a digit's width, the product above the "not sure" confidence too,
     and no parse of other pieces close); a number of
     one digit also has today's label, probabilities and top_k. {"error"} when no parse has `count` digits."""
-    probs = [softmax_row(row) for row in logits.tolist()]
-    logp = np.log(np.maximum(np.array(probs), 1e-300))
+    z = logits.astype(np.float64)
+    z -= z.max(1, keepdims=True)
+    e = np.exp(z)
+    logp = np.log(np.maximum(e / e.sum(1, keepdims=True), 1e-300))  # every piece's, as one array: dozens of pieces
     parse = segment.read(lat, logp, count)
     if parse is None:
         least, most = count
         return {"error": f"no reading with {least if least == most else f'{least}-{most}'} digits"}
     not_sure_below = model.not_sure_below
     digits = []
+    probs = {piece: softmax_row(logits[piece].tolist()) for piece in parse.pieces}  # what is reported: as for one digit
     for piece, label in zip(parse.pieces, parse.labels):
         p = probs[piece]
         one = _digit(p, top_k, not_sure_below) | {"label": label, "confidence": p[label], "box": list(lat.boxes[piece])}

@@ -526,9 +526,8 @@ def _stroke_width(mask: np.ndarray):
     inner[..., :, 1:] &= mask[..., :, :-1]
     inner[..., :, :-1] &= mask[..., :, 1:]
     lead = mask.shape[:-2]
-    area = mask.reshape(*lead, -1).sum(-1)
-    boundary = area - inner.reshape(*lead, -1).sum(-1)
-    return area / np.maximum(boundary / 2, 1.0)
+    area, interior = (m.reshape(*lead, -1).view(np.uint8).sum(-1, dtype=np.int32) for m in (mask, inner))  # bytes: twice as fast as bools
+    return area / np.maximum((area - interior) / 2, 1.0)
 
 
 def extreme_filter(x: np.ndarray, size: int, reduce=np.maximum) -> np.ndarray:

@@ -315,14 +315,17 @@ def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = Non
 
 def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tuple[float, tuple[int, ...]]]:
     """The two best paths of pieces across the line with `least` to `most` pieces: (score, pieces).
-    States (atom reached, pieces so far) keep their two best paths; ties keep the order found."""
+    States (atom reached, pieces so far) keep their two best paths; ties keep the order found. When the
+    count holds nothing back (every path has 1 to `atoms` pieces), a state is the atom alone: the two
+    best paths to an atom are among the two best of each of its pieces' starting atoms."""
+    held = least > 1 or most < lat.atoms
     table: list[dict[int, list[tuple[float, tuple[int, ...]]]]] = [{} for _ in range(lat.atoms + 1)]
     table[0][0] = [(0.0, ())]
     for p, (i, j) in sorted(enumerate(lat.spans), key=lambda e: e[1][1]):  # by end, stable: as found
         for k, entries in table[i].items():
             if k >= most:
                 continue
-            bucket = table[j].setdefault(k + 1, [])
+            bucket = table[j].setdefault(k + 1 if held else 1, [])
             for s, path in entries:
                 s += score[p]
                 at = len(bucket)
@@ -331,6 +334,8 @@ def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tupl
                 if at < 2:
                     bucket.insert(at, (s, path + (p,)))
                     del bucket[2:]
+    if not held:
+        return table[lat.atoms].get(1, [])
     return sorted((e for k in range(least, most + 1) for e in table[lat.atoms].get(k, [])), key=lambda e: -e[0])[:2]
 
 

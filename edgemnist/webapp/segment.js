@@ -221,16 +221,18 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
   return lat;
 }
 
-// segment._paths: the two best paths of pieces across the line with least..most pieces.
+// segment._paths: the two best paths of pieces across the line with least..most pieces; a state is
+// the atom alone when the count holds nothing back.
 function paths(lat, score, least, most) {
+  const held = least > 1 || most < lat.atoms;
   const table = new Map([["0,0", { atom: 0, k: 0, entries: [[0, []]] }]]);
   for (let end = 1; end <= lat.atoms; end++) {
     lat.spans.forEach(([i, j], p) => {
       if (j !== end) return;
       for (const { atom, k, entries } of [...table.values()]) {
         if (atom !== i || k >= most) continue;
-        const key = `${end},${k + 1}`;
-        if (!table.has(key)) table.set(key, { atom: end, k: k + 1, entries: [] });
+        const next = held ? k + 1 : 1, key = `${end},${next}`;
+        if (!table.has(key)) table.set(key, { atom: end, k: next, entries: [] });
         const bucket = table.get(key).entries;
         for (const [s, path] of entries) bucket.push([s + score[p], [...path, p]]);
         bucket.sort((a, b) => b[0] - a[0]);
@@ -238,6 +240,7 @@ function paths(lat, score, least, most) {
       }
     });
   }
+  if (!held) return table.get(`${lat.atoms},1`)?.entries ?? [];
   const finals = [];
   for (let k = least; k <= most; k++) finals.push(...(table.get(`${lat.atoms},${k}`)?.entries ?? []));
   return finals.sort((a, b) => b[0] - a[0]).slice(0, 2);
