@@ -26,6 +26,11 @@ import numpy as np
 from edgemnist import preprocess as pp
 
 PARAMS = pp.TABLE["segment"]
+# A JPEG is decoded again for a line only when its first decode holds fewer pixels than this across the
+# line's height: a decode costs nearly as much at any reduced scale, and the line is enlarged to
+# PARAMS["line_height"] for the cuts all the same, as a small picture's is. (Python's alone: the page
+# reads a picture the browser has decoded whole.)
+LINE_DETAIL = 28
 
 
 @dataclass
@@ -355,13 +360,17 @@ def line_of(source, first: np.ndarray, seen: pp.Seen, decoded) -> Lattice:
     decoded for it; `seen`: the main mark's box, the extent of the ink, the polarity) says it holds a
     line -> its Lattice. It is read again at the size that makes the line about `line_height` px tall,
     only around the ink (a line height of margin; around one mark, `one_mark_margin_px` of the first
-    look's pixels): from `decoded` if that serves (pp.serves), else from `source` (a path or bytes)
-    decoded again."""
+    look's pixels): from `decoded` if that serves (pp.serves) for a line LINE_DETAIL px tall, else
+    from `source` (a path or bytes) decoded again."""
     tiny = min(1.0, max(first.shape) / pp.MIN_SIDE)  # seen's boxes are in the enlarged tiny picture's pixels
     height = (seen.box[2] - seen.box[0] + 1) * tiny
     target = PARAMS["line_height"]
-    side = min(max(pp.WORK_SIDE, int(max(first.shape) * target / height)), PARAMS["max_side"])
-    want = pp.longer_side(decoded, side)
+
+    def side_for(line: float) -> int:  # the working picture's longer side that makes the line `line` px tall
+        return min(max(pp.WORK_SIDE, int(max(first.shape) * line / height)), PARAMS["max_side"])
+
+    side = side_for(target)
+    want = pp.longer_side(decoded, side_for(LINE_DETAIL))
     im = decoded if pp.serves(decoded, want) else pp.open_image(source, want)
     factor = pp.work_factor(*im.size, side)
     top, left, bottom, right = (v * tiny for v in seen.extent)
