@@ -59,7 +59,8 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
         return {"error": f"no reading with {least if least == most else f'{least}-{most}'} digits"}
     not_sure_below = model.not_sure_below
     digits = []
-    probs = {piece: softmax_row(logits[piece].tolist()) for piece in parse.pieces}  # what is reported: as for one digit
+    lat = parse.reading
+    probs = {piece: softmax_row(logits[parse.first + piece].tolist()) for piece in parse.pieces}  # what is reported: as for one digit
     for piece, label in zip(parse.pieces, parse.labels):
         p = probs[piece]
         one = _digit(p, top_k, not_sure_below) | {"label": label, "confidence": p[label], "box": list(lat.boxes[piece])}
@@ -89,8 +90,9 @@ def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[
     "confidence", "sure", "number", "digits", ...} or {"path", "error"}; items skipped as no image
     (None) get none. "pixels" carries what the model saw (a line: each digit's 28x28)."""
     good = [j for j, p in enumerate(prepared) if p is not None and p.error is None]
-    parts = [p.pixels[None] if p.line is None else p.line.pieces if p.line.single is None
-             else np.concatenate([p.line.pieces, p.line.single[None]]) for p in (prepared[j] for j in good)]
+    parts = [p.pixels[None] if p.line is None else
+             np.concatenate([r.pieces for r in p.line.readings()] + ([] if p.line.single is None else [p.line.single[None]]))
+             for p in (prepared[j] for j in good)]
     logits = model.logits(np.concatenate(parts)[:, None]) if parts else None
     answers, at = {}, 0
     for j, part in zip(good, parts):
@@ -108,7 +110,7 @@ def _read_one(model: runtime.Model, picture: Picture, rows: np.ndarray, top_k: i
     if picture.line is None:
         return answer(model, picture.pixels[None], [picture.digits], top_k, rows)[0] | {"pixels": picture.pixels}
     lat = picture.line
-    read = read_line(model, lat, rows[: len(lat.pieces)], top_k, count)
+    read = read_line(model, lat, rows[: sum(len(r.pieces) for r in lat.readings())], top_k, count)
     margin = read.pop("margin", math.inf)
     if lat.single is None or len(read.get("digits", ())) != 1:
         return read

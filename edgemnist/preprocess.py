@@ -722,7 +722,8 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     if not line:
         return Picture(pixels, digits=seen.digits)
     lat = segment.line_of(source, gray, seen, im)
-    lat.pieces = _polarity(lat.pieces, polarity)
+    for reading in lat.readings():
+        reading.pieces = _polarity(reading.pieces, polarity)
     lat.single = pixels  # one wide mark: read as one digit, today's answer
     return Picture(line=lat, digits=seen.digits)
 

@@ -3,7 +3,9 @@
 The ink (preprocess.ink_image) is split into connected components. Specks and flat marks (a ruled
 line, an underline, a dash) go; so do marks much shorter than the line (a decimal point, a comma).
 The slant of the writing is measured from the components' own second moments and columns are
-taken along it, so slanted neighbours do not share columns. Components that share most of their
+taken along it, so slanted neighbours do not share columns. Marks wider than a digit (touching
+digits) hold no slant to measure: such a line is read upright and at the lean of most writers, and
+the model's scores choose. Components that share most of their
 columns are one digit (a 5's flag, a 7's crossbar, a pen lift). A mark wider than a digit may be
 several touching digits: it gets candidate cuts where little ink crosses a column.
 
@@ -45,6 +47,11 @@ class Lattice:
     marks: list[int]  # how many marks each piece joins (more than 1: a digit written in parts side by side)
     atoms: int
     single: np.ndarray | None = None  # one wide mark: the 28x28 of the single-digit path, its answer if read as one digit
+    lean: Lattice | None = None  # the line read again at the writers' usual slant (no mark narrow enough to measure it)
+
+    def readings(self) -> list[Lattice]:
+        """This reading and the one at the usual slant, if any: their pieces go to the model in this order."""
+        return [self] if self.lean is None else [self, self.lean]
 
 
 @dataclass
@@ -55,6 +62,9 @@ class Parse:
     labels: list[int]
     score: float
     margin: float  # by how much the model's evidence favours it over the best parse of other pieces (inf: none)
+    own: float = 0.0  # the model's evidence for it alone, without the costs of cuts and joins
+    reading: Lattice | None = None  # the Lattice of its pieces (the line upright, or at the usual slant)
+    first: int = 0  # where that Lattice's pieces start in the model's batch
 
 
 def _pixels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,7 +173,17 @@ def lattice(x: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> Lattice:
     line = _line_height(height[keep])
     c_left, c_right = _extent(comp, cols, n)
     narrow = c_right - c_left + 1 <= PARAMS["cut_from"] * line  # a mark wider may be digits side by side: its
-    slant = _slant(rows, cols, comp, keep & (height >= 0.5 * line) & narrow)  # moments measure their layout, not a slant
+    tall = keep & (height >= 0.5 * line)  # moments measure their layout, not a slant
+    lat = _read_at(x, rows, cols, comp, keep, top, bottom, line, _slant(rows, cols, comp, tall & narrow), scale)
+    if not (tall & narrow).any() and (c_right - c_left + 1)[tall].max() >= PARAMS["wide"] * line:
+        lat.lean = _read_at(x, rows, cols, comp, keep, top, bottom, line, PARAMS["lean"], scale)  # touching digits
+    return lat
+
+
+def _read_at(x, rows, cols, comp, keep, top, bottom, line, slant, scale) -> Lattice:
+    """The line's marks (pixels: rows, cols, component; each component kept or not, its top and
+    bottom) grouped, cut and framed along columns at `slant`."""
+    n = len(keep)
     centre = float(rows[keep[comp]].mean())
     sheared = cols - np.round(slant * (rows - centre)).astype(np.int64)
     sheared -= sheared.min()
@@ -296,7 +316,7 @@ def _stack(places, sizes, rows, cols, ink) -> np.ndarray:
     return out
 
 
-def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = None) -> Parse | None:
+def _read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = None) -> Parse | None:
     """The best parse of the line for the model's log-probabilities of every piece ([P, 10]); `count`
     (least, most) holds the number of digits. None: no parse fits `count`. The runner-up is scored
     without the costs of cuts and joins: a cut or a join that the model alone finds as good makes the
@@ -315,7 +335,29 @@ def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = Non
     path = best[0][1]
     own = float(sum(plain[p] for p in path))
     others = [s for s, q in _paths(lat, plain.tolist(), least, most) if q != path]
-    return Parse(list(path), [int(labels[p]) for p in path], best[0][0], own - others[0] if others else math.inf)
+    return Parse(list(path), [int(labels[p]) for p in path], best[0][0], own - others[0] if others else math.inf, own, lat)
+
+
+def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = None) -> Parse | None:
+    """The best parse of the line for the model's log-probabilities of every piece of its readings
+    ([P, 10], lat.readings() in order); `count` (least, most) holds the number of digits. None: no
+    parse fits `count`. The reading at the usual slant costs `lean_cost`; the other reading's parse,
+    if it spells another number, is a runner-up too."""
+    parses, at = [], 0
+    for k, r in enumerate(lat.readings()):
+        parse = _read(r, logprobs[at : at + len(r.pieces)], count)
+        if parse is not None:
+            parse.first = at
+            parse.score += k * PARAMS["lean_cost"]
+            parses.append(parse)
+        at += len(r.pieces)
+    if not parses:
+        return None
+    best = max(parses, key=lambda q: q.score)  # ties: the upright reading
+    for q in parses:
+        if q is not best and q.labels != best.labels:
+            best.margin = min(best.margin, best.own - q.own)
+    return best
 
 
 def _paths(lat: Lattice, score: list[float], least: int, most: int) -> list[tuple[float, tuple[int, ...]]]:
@@ -387,7 +429,8 @@ def line_of(source, first: np.ndarray, seen: pp.Seen, decoded) -> Lattice:
     pp.edge_lines(x, x > 0)
     s = im.info.get(pp.DECODED_SCALE, 1.0)  # the file's pixels per pixel of im
     lat = lattice(x, (s * region.height / gray.shape[0], s * region.width / gray.shape[1]))
-    lat.boxes = [(round(x0 + crop[0] * s), round(y0 + crop[1] * s), w, h) for x0, y0, w, h in lat.boxes]
+    for reading in lat.readings():
+        reading.boxes = [(round(x0 + crop[0] * s), round(y0 + crop[1] * s), w, h) for x0, y0, w, h in reading.boxes]
     return lat
 
 

@@ -22,7 +22,7 @@
 // which win only at large batches (benchmarks/web_bench.py). The download stays the int8 file.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
 import { toGray, toMnist, isMnistForm, ready as paramsReady, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
-import { isLine, lineOf, read, plainPiece, PARAMS } from "./segment.js";
+import { isLine, lineOf, read, readings, plainPiece, PARAMS } from "./segment.js";
 import { checkModelBytes, IntegrityError, sha256Hex, sha256Js } from "./integrity.js";
 
 ort.env.wasm.numThreads = 1; // a 0.5 MFLOP model: threads cost more than they give
@@ -96,28 +96,29 @@ function oneDigit(probabilities, digits, notSureBelow) {
     ...(digits > 1 ? { note: `${digits} digits side by side: crop to one` } : {}) };
 }
 
-// answers.read_line: a line's answer from the model's logits for its pieces.
+// answers.read_line: a line's answer from the model's logits for the pieces of its readings.
 function lineAnswer(lat, logits, count, notSureBelow) {
-  const probs = [];
-  const logp = new Float64Array(lat.count * 10);
-  for (let p = 0; p < lat.count; p++) {
+  const probs = [], total = logits.length / 10;
+  const logp = new Float64Array(total * 10);
+  for (let p = 0; p < total; p++) {
     probs.push(softmax(logits.subarray(p * 10, p * 10 + 10)));
     for (let d = 0; d < 10; d++) logp[p * 10 + d] = Math.log(Math.max(probs[p][d], 1e-300));
   }
   const parse = read(lat, logp, count);
   if (!parse) throw new PreprocessError(`no reading with ${count[0] === count[1] ? count[0] : `${count[0]}-${count[1]}`} digits`);
+  const r = parse.reading;
   const digits = parse.pieces.map((piece, i) => {
-    const p = probs[piece], one = digitAnswer(p, parse.labels[i], notSureBelow);
-    return { ...one, sure: p[parse.labels[i]] >= notSureBelow && plainPiece(lat, piece), box: lat.boxes[piece] };
+    const p = probs[parse.first + piece], one = digitAnswer(p, parse.labels[i], notSureBelow);
+    return { ...one, sure: p[parse.labels[i]] >= notSureBelow && plainPiece(r, piece), box: r.boxes[piece] };
   });
   let confidence = 1;
   for (const d of digits) confidence *= d.confidence;
   const result = { label: digits.length === 1 ? digits[0].label : null, confidence,
     sure: digits.every((d) => d.sure) && confidence >= notSureBelow && parse.margin >= PARAMS.margin,
     number: digits.map((d) => d.label).join(""), digits };
-  if (digits.length === 1) Object.assign(result, { probabilities: probs[parse.pieces[0]], top_k: digits[0].top_k });
+  if (digits.length === 1) Object.assign(result, { probabilities: probs[parse.first + parse.pieces[0]], top_k: digits[0].top_k });
   const pixels = new Float32Array(parse.pieces.length * 784);
-  parse.pieces.forEach((piece, i) => pixels.set(lat.pieces.subarray(piece * 784, piece * 784 + 784), i * 784));
+  parse.pieces.forEach((piece, i) => pixels.set(r.pieces.subarray(piece * 784, piece * 784 + 784), i * 784));
   return { ...result, pixels, margin: parse.margin };
 }
 
@@ -131,21 +132,25 @@ async function classifyImageData(imageData, count = null) {
   const pixels = flip(toMnist(g, seen)); // throws PreprocessError
   const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && isLine(seen.digits, seen.box);
   const lat = line ? lineOf(imageData, g, seen) : null;
-  if (lat) flip(lat.pieces);
+  const parts = lat ? readings(lat) : [];
+  for (const r of parts) flip(r.pieces);
+  const pieces = parts.reduce((sum, r) => sum + r.count, 0); // every reading's pieces, in order
   const single = lat && seen.digits === 1 ? pixels : null; // one mark: its answer as one digit, if the line reads so
-  const batch = lat ? new Float32Array(lat.pieces.length + (single ? 784 : 0)) : pixels;
-  if (lat) { batch.set(lat.pieces); if (single) batch.set(single, lat.pieces.length); }
+  const batch = lat ? new Float32Array(pieces * 784 + (single ? 784 : 0)) : pixels;
+  let at = 0;
+  for (const r of parts) { batch.set(r.pieces, at); at += r.pieces.length; }
+  if (single) batch.set(single, at);
   const mid = performance.now();
   const logits = await classifyPixels(batch, batch.length / 784);
   let result;
   if (!lat) {
     result = { ...oneDigit(softmax(logits), seen.digits, facts.not_sure_below), pixels };
   } else {
-    const { margin, ...line } = lineAnswer(lat, logits.subarray(0, lat.count * 10), count, facts.not_sure_below);
+    const { margin, ...line } = lineAnswer(lat, logits.subarray(0, pieces * 10), count, facts.not_sure_below);
     result = line;
     if (single && result.digits.length === 1) { // one mark read as one digit: as before (answers._read_one)
       const { box, sure: plain } = result.digits[0];
-      result = { ...oneDigit(softmax(logits.subarray(lat.count * 10)), 1, facts.not_sure_below), pixels: single };
+      result = { ...oneDigit(softmax(logits.subarray(pieces * 10)), 1, facts.not_sure_below), pixels: single };
       result.sure = result.sure && margin >= (plain ? -PARAMS.piece_cost : PARAMS.margin);
       Object.assign(result.digits[0], { box, sure: result.sure });
     }

@@ -126,7 +126,20 @@ export function lattice(x, scale = [1, 1]) {
   const line = lineHeight(height.filter((_, k) => keep[k]));
   const [cLeft, cRight] = extent(comp, cols, n); // a mark wider than cut_from lines may be digits side by side:
   const narrow = cLeft.map((l, k) => cRight[k] - l + 1 <= P.cut_from * line); // its moments measure their layout
-  const s = slant(rows, cols, comp, keep.map((k, i) => k && height[i] >= 0.5 * line && narrow[i]));
+  const tall = keep.map((k, i) => k && height[i] >= 0.5 * line);
+  const lat = readAt(x, rows, cols, comp, keep, top, bottom, line, slant(rows, cols, comp, tall.map((t, i) => t && narrow[i])), scale);
+  if (!tall.some((t, i) => t && narrow[i]) && Math.max(...cLeft.map((l, k) => (tall[k] ? cRight[k] - l + 1 : -Infinity))) >= P.wide * line) {
+    lat.lean = readAt(x, rows, cols, comp, keep, top, bottom, line, P.lean, scale); // touching digits
+  }
+  return lat;
+}
+
+// segment.readings: the line upright (or at its measured slant), then at the usual slant if read so.
+export const readings = (lat) => (lat.lean ? [lat, lat.lean] : [lat]);
+
+// segment._read_at: the line's marks grouped, cut and framed along columns at slant `s`.
+function readAt(x, rows, cols, comp, keep, top, bottom, line, s, scale) {
+  const n = keep.length;
   let centre = 0, kept = 0;
   for (let i = 0; i < rows.length; i++) if (keep[comp[i]]) { centre += rows[i]; kept++; }
   centre /= kept;
@@ -246,9 +259,30 @@ function paths(lat, score, least, most) {
   return finals.sort((a, b) => b[0] - a[0]).slice(0, 2);
 }
 
-// segment.read: the best parse for the pieces' log-probabilities ([P*10]) and its margin over the
-// best parse of other pieces, scored without the costs of cuts and joins; null when none has `count` digits.
+// segment.read: the best parse of the line's readings for their pieces' log-probabilities ([P*10],
+// readings(lat) in order), the slanted reading at lean_cost; the other reading's parse, if it spells
+// another number, is a runner-up for the margin. null when none has `count` digits.
 export function read(lat, logprobs, count = null) {
+  const parses = [];
+  let at = 0;
+  readings(lat).forEach((r, k) => {
+    const parse = readOne(r, logprobs.subarray(at * 10, (at + r.count) * 10), count);
+    if (parse) parses.push({ ...parse, score: parse.score + k * P.lean_cost, first: at, reading: r });
+    at += r.count;
+  });
+  if (!parses.length) return null;
+  let best = parses[0];
+  for (const q of parses) if (q.score > best.score) best = q; // ties: the upright reading
+  for (const q of parses) {
+    const same = q.labels.length === best.labels.length && q.labels.every((v, i) => v === best.labels[i]);
+    if (q !== best && !same) best.margin = Math.min(best.margin, best.own - q.own);
+  }
+  return best;
+}
+
+// segment._read: the best parse for the pieces' log-probabilities ([P*10]) and its margin over the
+// best parse of other pieces, scored without the costs of cuts and joins; null when none has `count` digits.
+function readOne(lat, logprobs, count = null) {
   const labels = [], plain = [], withCut = [];
   for (let p = 0; p < lat.count; p++) {
     let best = -Infinity, label = 0;
@@ -267,7 +301,7 @@ export function read(lat, logprobs, count = null) {
   let own = 0;
   for (const p of path) own += plain[p];
   const others = paths(lat, plain, least, most).filter(([, q]) => q.length !== path.length || q.some((v, i) => v !== path[i]));
-  return { pieces: path, labels: path.map((p) => labels[p]), score: best[0][0], margin: others.length ? own - others[0][0] : Infinity };
+  return { pieces: path, labels: path.map((p) => labels[p]), score: best[0][0], margin: others.length ? own - others[0][0] : Infinity, own };
 }
 
 // segment.plain: one whole mark no wider than a digit.
@@ -292,6 +326,6 @@ export function lineOf(imageData, first, seen) {
   const x = inkImage(g, seen.dark);
   edgeLines(x);
   const lat = lattice(x, [regionH / x.h, regionW / x.w]);
-  lat.boxes = lat.boxes.map(([x0, y0, w, h]) => [pyRound(x0 + crop[0]), pyRound(y0 + crop[1]), w, h]);
+  for (const r of readings(lat)) r.boxes = r.boxes.map(([x0, y0, w, h]) => [pyRound(x0 + crop[0]), pyRound(y0 + crop[1]), w, h]);
   return lat;
 }
