@@ -3,11 +3,11 @@
 The ink (preprocess.ink_image) is split into connected components. Specks and flat marks (a ruled
 line, an underline, a dash) go; so do marks much shorter than the line (a decimal point, a comma).
 The slant of the writing is measured from the components' own second moments and columns are
-taken along it, so slanted neighbours do not share columns. Marks wider than a digit (touching
-digits) hold no slant to measure: such a line is read upright and at the lean of most writers, and
-the model's scores choose. Components that share most of their
+taken along it, so slanted neighbours do not share columns. Components that share most of their
 columns are one digit (a 5's flag, a 7's crossbar, a pen lift). A mark wider than a digit may be
-several touching digits: it gets candidate cuts where little ink crosses a column.
+several touching digits: it gets candidate cuts where little ink crosses a column. A line of such
+marks alone (touching digits) has no slant to measure: it is read upright and again at the lean of
+most writers, and the model's scores choose between the two readings.
 
 What lies between two neighbouring cuts (or mark edges) is an atom; a piece is a run of one to
 MAX_SPAN atoms: part of a mark, a whole mark, or neighbouring whole marks (a digit broken in two
