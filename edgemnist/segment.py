@@ -32,7 +32,7 @@ PARAMS = pp.TABLE["segment"]
 # line's height: a decode costs nearly as much at any reduced scale, and the line is enlarged to
 # PARAMS["line_height"] for the cuts all the same, as a small picture's is. (Python's alone: the page
 # reads a picture the browser has decoded whole.)
-LINE_DETAIL = 28
+LINE_DETAIL = 24
 
 
 @dataclass
