@@ -717,11 +717,12 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
         return Picture(_polarity(gray.astype(np.float32), polarity), digits=seen.digits)
     from edgemnist import segment  # segment builds on this module
 
-    line = count != (1, 1) and segment.is_line(seen.digits, seen.box)
+    held = count is not None and count[0] > 1  # the user knows it holds several digits, however narrow
+    line = count != (1, 1) and (held or segment.is_line(seen.digits, seen.box))
     pixels = None if line and seen.digits > 1 else _polarity(fit_frame(ink), polarity)  # several digits: no one digit
     if not line:
         return Picture(pixels, digits=seen.digits)
-    lat = segment.line_of(source, gray, seen, im)
+    lat = segment.line_of(source, gray, seen, im, cut_every=held)
     for reading in lat.readings():
         reading.pieces = _polarity(reading.pieces, polarity)
     lat.single = pixels  # one wide mark: read as one digit, today's answer

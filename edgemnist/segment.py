@@ -159,9 +159,10 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     return sorted(chosen)
 
 
-def lattice(x: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> Lattice:
+def lattice(x: np.ndarray, scale: tuple[float, float] = (1.0, 1.0), cut_every: bool = False) -> Lattice:
     """Ink in (0, 1] on 0 (preprocess.ink_image, box lines already off) -> the pieces and their spans.
-    `scale`: input-picture pixels per pixel of `x`, down and across, for the boxes."""
+    `scale`: input-picture pixels per pixel of `x`, down and across, for the boxes. `cut_every`: every
+    mark gets candidate cuts, however narrow (the line is known to hold several digits)."""
     rows, cols, comp = _pixels(x > 0)
     if len(rows) == 0:
         raise pp.PreprocessError("no digit found (blank or featureless image)")
@@ -174,13 +175,13 @@ def lattice(x: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)) -> Lattice:
     c_left, c_right = _extent(comp, cols, n)
     narrow = c_right - c_left + 1 <= PARAMS["cut_from"] * line  # a mark wider may be digits side by side: its
     tall = keep & (height >= 0.5 * line)  # moments measure their layout, not a slant
-    lat = _read_at(x, rows, cols, comp, keep, top, bottom, line, _slant(rows, cols, comp, tall & narrow), scale)
+    lat = _read_at(x, rows, cols, comp, keep, top, bottom, line, _slant(rows, cols, comp, tall & narrow), scale, cut_every)
     if not (tall & narrow).any() and (c_right - c_left + 1)[tall].max() >= PARAMS["wide"] * line:
-        lat.lean = _read_at(x, rows, cols, comp, keep, top, bottom, line, PARAMS["lean"], scale)  # touching digits
+        lat.lean = _read_at(x, rows, cols, comp, keep, top, bottom, line, PARAMS["lean"], scale, cut_every)  # touching digits
     return lat
 
 
-def _read_at(x, rows, cols, comp, keep, top, bottom, line, slant, scale) -> Lattice:
+def _read_at(x, rows, cols, comp, keep, top, bottom, line, slant, scale, cut_every) -> Lattice:
     """The line's marks (pixels: rows, cols, component; each component kept or not, its top and
     bottom) grouped, cut and framed along columns at `slant`."""
     n = len(keep)
@@ -197,7 +198,7 @@ def _read_at(x, rows, cols, comp, keep, top, bottom, line, slant, scale) -> Latt
     if not pix.any():
         raise pp.PreprocessError("no digit found (blank or featureless image)")
     rows, cols, sheared, g = rows[pix], cols[pix], sheared[pix], group_of[comp[pix]]
-    atoms = _atoms(x, rows, sheared, g, line)
+    atoms = _atoms(sheared, g, line, cut_every)
     return _pieces(x, rows, cols, sheared, g, atoms, line, scale)
 
 
@@ -216,15 +217,16 @@ def _line_height(heights: np.ndarray) -> float:
     return float(tall[len(tall) // 2])
 
 
-def _atoms(x: np.ndarray, rows: np.ndarray, sheared: np.ndarray, g: np.ndarray, line: float) -> list[tuple[int, int, int]]:
-    """(group, first sheared column, one past the last) of each atom, left to right."""
+def _atoms(sheared: np.ndarray, g: np.ndarray, line: float, cut_every: bool) -> list[tuple[int, int, int]]:
+    """(group, first sheared column, one past the last) of each atom, left to right. A group wider than
+    `cut_from` lines (or any, `cut_every`) gets candidate cuts."""
     out = []
     for k in range(int(g.max()) + 1):
         sel = g == k
         c = sheared[sel]
         lo, hi = int(c.min()), int(c.max()) + 1
         cuts: list[int] = []
-        if hi - lo > PARAMS["cut_from"] * line:
+        if cut_every or hi - lo > PARAMS["cut_from"] * line:
             profile = np.bincount(c - lo, np.ones(len(c)), minlength=hi - lo)
             cuts = [lo + b for b in _cuts(profile, line)]
         edges = [lo, *cuts, hi]
@@ -397,13 +399,13 @@ def is_line(digits: int, box: list[int] | None) -> bool:
     return right - left + 1 >= PARAMS["maybe_touching"] * (bottom - top + 1)
 
 
-def line_of(source, first: np.ndarray, seen: pp.Seen, decoded) -> Lattice:
+def line_of(source, first: np.ndarray, seen: pp.Seen, decoded, cut_every: bool = False) -> Lattice:
     """A picture whose first look (`first`, at preprocess's working size, from `decoded`, the PIL image
     decoded for it; `seen`: the main mark's box, the extent of the ink, the polarity) says it holds a
     line -> its Lattice. It is read again at the size that makes the line about `line_height` px tall,
     only around the ink (a line height of margin; around one mark, `one_mark_margin_px` of the first
     look's pixels): from `decoded` if that serves (pp.serves) for a line LINE_DETAIL px tall, else
-    from `source` (a path or bytes) decoded again."""
+    from `source` (a path or bytes) decoded again. `cut_every`: as for `lattice`."""
     tiny = min(1.0, max(first.shape) / pp.MIN_SIDE)  # seen's boxes are in the enlarged tiny picture's pixels
     height = (seen.box[2] - seen.box[0] + 1) * tiny
     target = PARAMS["line_height"]
@@ -428,7 +430,7 @@ def line_of(source, first: np.ndarray, seen: pp.Seen, decoded) -> Lattice:
     x = pp.ink_image(gray, seen.dark)
     pp.edge_lines(x, x > 0)
     s = im.info.get(pp.DECODED_SCALE, 1.0)  # the file's pixels per pixel of im
-    lat = lattice(x, (s * region.height / gray.shape[0], s * region.width / gray.shape[1]))
+    lat = lattice(x, (s * region.height / gray.shape[0], s * region.width / gray.shape[1]), cut_every)
     for reading in lat.readings():
         reading.boxes = [(round(x0 + crop[0] * s), round(y0 + crop[1] * s), w, h) for x0, y0, w, h in reading.boxes]
     return lat

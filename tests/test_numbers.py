@@ -93,6 +93,18 @@ def test_digits_count_holds_the_parse(model, sets):
     assert np.mean([r.get("number") == w for r, (_, w) in zip(got, five)]) >= 0.8
 
 
+def test_a_count_of_several_digits_reads_even_a_narrow_mark_as_a_line(model, sets):
+    """A 1 pressed against a digit can make one mark narrower than a digit is wide, which the first
+    look takes for one digit; told that the picture holds two, `infer` never answers one."""
+    paths, want = sets["touching"]
+    pairs = [(p, w) for p, w in zip(paths, want) if len(w) == 2]
+    narrow = [(p, w) for (p, w), pic in zip(pairs, prepare([(p, False) for p, _ in pairs], model.polarity)) if pic.line is None]
+    assert len(narrow) >= 3
+    got = read(model, [p for p, _ in narrow], (2, 2))
+    assert all(len(r.get("number", "")) == 2 for r in got), [(r.get("number", r.get("error")), w) for r, (_, w) in zip(got, narrow)]
+    assert np.mean([r["number"] == w for r, (_, w) in zip(got, narrow)]) >= 0.5
+
+
 def test_cli_number_json_and_text(sets, tmp_path):
     paths, want = sets["gaps"]
     run = cli("infer", "--json", "--save-preprocessed", str(tmp_path), paths[0])

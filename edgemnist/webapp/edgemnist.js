@@ -130,8 +130,9 @@ async function classifyImageData(imageData, count = null) {
   const darkOnLight = facts.input?.polarity === "dark-on-light";
   const flip = (x) => { if (darkOnLight) for (let i = 0; i < x.length; i++) x[i] = 1 - x[i]; return x; };
   const pixels = flip(toMnist(g, seen)); // throws PreprocessError
-  const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && isLine(seen.digits, seen.box);
-  const lat = line ? lineOf(imageData, g, seen) : null;
+  const held = Boolean(count && count[0] > 1); // the user knows it holds several digits, however narrow
+  const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && (held || isLine(seen.digits, seen.box));
+  const lat = line ? lineOf(imageData, g, seen, held) : null;
   const parts = lat ? readings(lat) : [];
   for (const r of parts) flip(r.pieces);
   const pieces = parts.reduce((sum, r) => sum + r.count, 0); // every reading's pieces, in order

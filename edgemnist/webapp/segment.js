@@ -112,7 +112,7 @@ function cuts(profile, height) {
 }
 
 // segment.lattice: ink (preprocess.inkImage, box lines off) -> the pieces, their spans, boxes, aspects.
-export function lattice(x, scale = [1, 1]) {
+export function lattice(x, scale = [1, 1], cutEvery = false) {
   const w = x.w, { labels } = components(x);
   const rows = [], cols = [], comp = [];
   for (let p = 0; p < labels.length; p++) if (labels[p] >= 0) { rows.push(Math.floor(p / w)); cols.push(p % w); comp.push(labels[p]); }
@@ -127,9 +127,9 @@ export function lattice(x, scale = [1, 1]) {
   const [cLeft, cRight] = extent(comp, cols, n); // a mark wider than cut_from lines may be digits side by side:
   const narrow = cLeft.map((l, k) => cRight[k] - l + 1 <= P.cut_from * line); // its moments measure their layout
   const tall = keep.map((k, i) => k && height[i] >= 0.5 * line);
-  const lat = readAt(x, rows, cols, comp, keep, top, bottom, line, slant(rows, cols, comp, tall.map((t, i) => t && narrow[i])), scale);
+  const lat = readAt(x, rows, cols, comp, keep, top, bottom, line, slant(rows, cols, comp, tall.map((t, i) => t && narrow[i])), scale, cutEvery);
   if (!tall.some((t, i) => t && narrow[i]) && Math.max(...cLeft.map((l, k) => (tall[k] ? cRight[k] - l + 1 : -Infinity))) >= P.wide * line) {
-    lat.lean = readAt(x, rows, cols, comp, keep, top, bottom, line, P.lean, scale); // touching digits
+    lat.lean = readAt(x, rows, cols, comp, keep, top, bottom, line, P.lean, scale, cutEvery); // touching digits
   }
   return lat;
 }
@@ -138,7 +138,7 @@ export function lattice(x, scale = [1, 1]) {
 export const readings = (lat) => (lat.lean ? [lat, lat.lean] : [lat]);
 
 // segment._read_at: the line's marks grouped, cut and framed along columns at slant `s`.
-function readAt(x, rows, cols, comp, keep, top, bottom, line, s, scale) {
+function readAt(x, rows, cols, comp, keep, top, bottom, line, s, scale, cutEvery) {
   const n = keep.length;
   let centre = 0, kept = 0;
   for (let i = 0; i < rows.length; i++) if (keep[comp[i]]) { centre += rows[i]; kept++; }
@@ -158,17 +158,17 @@ function readAt(x, rows, cols, comp, keep, top, bottom, line, s, scale) {
   const R = [], C = [], S = [], G = [];
   for (let i = 0; i < rows.length; i++) if (groupOf[comp[i]] >= 0) { R.push(rows[i]); C.push(cols[i]); S.push(sheared[i]); G.push(groupOf[comp[i]]); }
   if (!R.length) throw new PreprocessError("no digit found (blank or featureless image)");
-  return pieces(x, R, C, S, G, atoms(S, G, line), line, scale);
+  return pieces(x, R, C, S, G, atoms(S, G, line, cutEvery), line, scale);
 }
 
 // segment._atoms: (group, first sheared column, one past the last) of each atom, left to right.
-function atoms(sheared, g, line) {
+function atoms(sheared, g, line, cutEvery) {
   const out = [], k = Math.max(...g) + 1;
   for (let grp = 0; grp < k; grp++) {
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < g.length; i++) if (g[i] === grp) { lo = Math.min(lo, sheared[i]); hi = Math.max(hi, sheared[i] + 1); }
     let found = [];
-    if (hi - lo > P.cut_from * line) {
+    if (cutEvery || hi - lo > P.cut_from * line) {
       const profile = new Float64Array(hi - lo);
       for (let i = 0; i < g.length; i++) if (g[i] === grp) profile[sheared[i] - lo]++;
       found = cuts(profile, line).map((b) => lo + b);
@@ -309,7 +309,7 @@ export const plainPiece = (lat, p) => lat.cuts[p] === 0 && lat.marks[p] === 1 &&
 
 // segment.line_of for a decoded picture: read again around the ink at the size that makes the line
 // about line_height px tall. `first`: the first look's gray; `seen`: what it saw (preprocess.Seen: box, extent, dark).
-export function lineOf(imageData, first, seen) {
+export function lineOf(imageData, first, seen, cutEvery = false) {
   const tiny = Math.min(1, Math.max(first.w, first.h) / MIN_SIDE);
   const height = (seen.box[2] - seen.box[0] + 1) * tiny, target = P.line_height;
   const side = Math.min(Math.max(WORK_SIDE, Math.trunc(Math.max(first.w, first.h) * target / height)), P.max_side);
@@ -325,7 +325,7 @@ export function lineOf(imageData, first, seen) {
   if (grow > 1.2) g = bilinear(g, pyRound(g.h * grow), pyRound(g.w * grow));
   const x = inkImage(g, seen.dark);
   edgeLines(x);
-  const lat = lattice(x, [regionH / x.h, regionW / x.w]);
+  const lat = lattice(x, [regionH / x.h, regionW / x.w], cutEvery);
   for (const r of readings(lat)) r.boxes = r.boxes.map(([x0, y0, w, h]) => [pyRound(x0 + crop[0]), pyRound(y0 + crop[1]), w, h]);
   return lat;
 }
