@@ -49,10 +49,7 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
     digit sure, each a whole mark of a digit's width, the product above the "not sure" confidence too,
     and no parse of other pieces close); a number of
     one digit also has today's label, probabilities and top_k. {"error"} when no parse has `count` digits."""
-    z = logits.astype(np.float64)
-    z -= z.max(1, keepdims=True)
-    e = np.exp(z)
-    logp = np.log(np.maximum(e / e.sum(1, keepdims=True), 1e-300))  # every piece's, as one array: dozens of pieces
+    logp = np.log(np.maximum(runtime.softmax(logits.astype(np.float64)), 1e-300))  # every piece's at once: dozens of pieces
     parse = segment.read(lat, logp, count)
     if parse is None:
         least, most = count

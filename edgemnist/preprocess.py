@@ -719,7 +719,8 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
 
     held = count is not None and count[0] > 1  # the user knows it holds several digits, however narrow
     line = count != (1, 1) and (held or segment.is_line(seen.digits, seen.box))
-    pixels = None if line and seen.digits > 1 else _polarity(fit_frame(ink), polarity)  # several digits: no one digit
+    several = line and (seen.digits > 1 or held)  # the first look or the count says so: no one-digit answer to frame
+    pixels = None if several else _polarity(fit_frame(ink), polarity)
     if not line:
         return Picture(pixels, digits=seen.digits)
     lat = segment.line_of(source, gray, seen, im, cut_every=held)
