@@ -13,8 +13,9 @@ What lies between two neighbouring cuts (or mark edges) is an atom; a piece is a
 MAX_SPAN atoms: part of a mark, a whole mark, or neighbouring whole marks (a digit broken in two
 side by side). Each piece becomes a 28x28 picture; the model scores all of them as one batch, and
 `read` keeps the parse, a path of pieces across the line, with the best joint score: each piece's
-log-probability, a prior on its aspect for the digit read, and a cost per piece. Its runner-up
-tells how close another parse came. The numbers live in webapp/preprocess.json, read by the page's
+log-probability, a prior on its aspect for the digit read, a cost per piece and a cost for the
+model's doubt about it (the entropy of its probabilities: the model was taught to spread them over the
+ten digits for two touching digits framed as one). Its runner-up tells how close another parse came. The numbers live in webapp/preprocess.json, read by the page's
 port too.
 """
 
@@ -325,7 +326,8 @@ def _read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = No
     parse doubtful, whichever way the costs tipped it."""
     mean, sd = np.array(PARAMS["aspect_log_mean"]), np.array(PARAMS["aspect_log_sd"])
     prior = -0.5 * ((np.log(np.array(lat.aspects))[:, None] - mean) / sd) ** 2
-    evidence = logprobs + PARAMS["aspect_weight"] * prior + PARAMS["piece_cost"]
+    doubt = -(np.exp(logprobs) * logprobs).sum(1, keepdims=True)  # entropy: high for what reads as no digit
+    evidence = logprobs + PARAMS["aspect_weight"] * prior + PARAMS["piece_cost"] + PARAMS["doubt_cost"] * doubt
     cut = 0.5 * PARAMS["cut_cost"] * np.array(lat.cuts, np.float64)  # each cut has two ends
     join = PARAMS["join_cost"] * (np.array(lat.marks, np.float64) - 1)
     labels = evidence.argmax(1)
@@ -344,7 +346,8 @@ def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = Non
     """The best parse of the line for the model's log-probabilities of every piece of its readings
     ([P, 10], lat.readings() in order); `count` (least, most) holds the number of digits. None: no
     parse fits `count`. The reading at the usual slant costs `lean_cost`; the other reading's parse,
-    if it spells another number, is a runner-up too."""
+    if it spells another number, is a runner-up too. One mark alone (`lat.single`) is read as several
+    digits only if that beats its best reading as one digit by `split_lead`."""
     parses, at = [], 0
     for k, r in enumerate(lat.readings()):
         parse = _read(r, logprobs[at : at + len(r.pieces)], count)
@@ -359,6 +362,11 @@ def read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = Non
     for q in parses:
         if q is not best and q.labels != best.labels:
             best.margin = min(best.margin, best.own - q.own)
+    if lat.single is not None and len(best.pieces) > 1 and (count or (1, 1))[0] == 1:
+        one = read(lat, logprobs, (1, 1))  # one mark alone: several digits only with a lead
+        if one is not None and best.score - one.score < PARAMS["split_lead"]:
+            one.margin = min(one.margin, one.own - best.own)
+            return one
     return best
 
 

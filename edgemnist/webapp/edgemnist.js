@@ -137,6 +137,7 @@ async function classifyImageData(imageData, count = null) {
   for (const r of parts) flip(r.pieces);
   const pieces = parts.reduce((sum, r) => sum + r.count, 0); // every reading's pieces, in order
   const single = lat && seen.digits === 1 && !held ? pixels : null; // one mark: its answer as one digit, if the line reads so
+  if (lat) lat.single = single;
   const batch = lat ? new Float32Array(pieces * 784 + (single ? 784 : 0)) : pixels;
   let at = 0;
   for (const r of parts) { batch.set(r.pieces, at); at += r.pieces.length; }

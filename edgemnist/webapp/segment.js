@@ -261,7 +261,8 @@ function paths(lat, score, least, most) {
 
 // segment.read: the best parse of the line's readings for their pieces' log-probabilities ([P*10],
 // readings(lat) in order), the slanted reading at lean_cost; the other reading's parse, if it spells
-// another number, is a runner-up for the margin. null when none has `count` digits.
+// another number, is a runner-up for the margin. One mark alone (lat.single) is read as several
+// digits only if that beats its best reading as one digit by split_lead. null when none has `count` digits.
 export function read(lat, logprobs, count = null) {
   const parses = [];
   let at = 0;
@@ -277,6 +278,13 @@ export function read(lat, logprobs, count = null) {
     const same = q.labels.length === best.labels.length && q.labels.every((v, i) => v === best.labels[i]);
     if (q !== best && !same) best.margin = Math.min(best.margin, best.own - q.own);
   }
+  if (lat.single && best.pieces.length > 1 && (count ?? [1, 1])[0] === 1) {
+    const one = read(lat, logprobs, [1, 1]); // one mark alone: several digits only with a lead
+    if (one && best.score - one.score < P.split_lead) {
+      one.margin = Math.min(one.margin, one.own - best.own);
+      return one;
+    }
+  }
   return best;
 }
 
@@ -285,11 +293,12 @@ export function read(lat, logprobs, count = null) {
 function readOne(lat, logprobs, count = null) {
   const labels = [], plain = [], withCut = [];
   for (let p = 0; p < lat.count; p++) {
-    let best = -Infinity, label = 0;
+    let best = -Infinity, label = 0, doubt = 0; // doubt: the entropy, high for what reads as no digit
+    for (let d = 0; d < 10; d++) doubt -= Math.exp(logprobs[p * 10 + d]) * logprobs[p * 10 + d];
     const la = Math.log(lat.aspects[p]);
     for (let d = 0; d < 10; d++) {
       const z = (la - P.aspect_log_mean[d]) / P.aspect_log_sd[d];
-      const e = logprobs[p * 10 + d] + P.aspect_weight * (-0.5 * (z * z)) + P.piece_cost;
+      const e = logprobs[p * 10 + d] + P.aspect_weight * (-0.5 * (z * z)) + P.piece_cost + P.doubt_cost * doubt;
       if (e > best) { best = e; label = d; }
     }
     labels.push(label); plain.push(best); withCut.push(best + 0.5 * P.cut_cost * lat.cuts[p] + P.join_cost * (lat.marks[p] - 1));
