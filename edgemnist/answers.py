@@ -39,7 +39,18 @@ def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: i
 
 def _digit(p: list[float], top_k: int, not_sure_below: float) -> dict:
     top = sorted(range(len(p)), key=p.__getitem__, reverse=True)[:top_k]  # stable: ties keep digit order
-    return {"label": top[0], "confidence": p[top[0]], "sure": p[top[0]] >= not_sure_below, "top_k": [[d, p[d]] for d in top]}
+    return {"label": top[0], "confidence": p[top[0]], "sure": _sure(p, top[0], not_sure_below), "top_k": [[d, p[d]] for d in top]}
+
+
+def _sure(p: list[float], label: int, not_sure_below: float) -> bool:
+    """The digit's probability is at least the "not sure" confidence and the model's doubt (the entropy
+    of its probabilities, in nats) at most `max_doubt`: two touching digits taken for one spread the
+    probability over several digits, a digit read with a rival keeps it on that rival."""
+    doubt = 0.0
+    for v in p:  # in order, as the page sums it
+        if v > 0:
+            doubt -= v * math.log(v)
+    return p[label] >= not_sure_below and doubt <= segment.PARAMS["max_doubt"]
 
 
 def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, top_k: int = 3,
@@ -61,7 +72,7 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
     for piece, label in zip(parse.pieces, parse.labels):
         p = probs[piece]
         one = _digit(p, top_k, not_sure_below) | {"label": label, "confidence": p[label], "box": list(lat.boxes[piece])}
-        one["sure"] = p[label] >= not_sure_below and segment.plain(lat, piece)
+        one["sure"] = _sure(p, label, not_sure_below) and segment.plain(lat, piece)
         digits.append(one)
     confidence = math.prod(d["confidence"] for d in digits)
     result = {"label": digits[0]["label"] if len(digits) == 1 else None, "confidence": confidence,

@@ -84,7 +84,14 @@ function classifyPixels(pixels, n) {
 // answers._digit: a digit's answer from its ten probabilities.
 function digitAnswer(p, label, notSureBelow) {
   const top = [...p.keys()].sort((a, b) => p[b] - p[a] || a - b).slice(0, 3);
-  return { label, confidence: p[label], sure: p[label] >= notSureBelow, top_k: top.map((d) => [d, p[d]]) };
+  return { label, confidence: p[label], sure: isSure(p, label, notSureBelow), top_k: top.map((d) => [d, p[d]]) };
+}
+
+// answers._sure: the "not sure" confidence reached, and the model's doubt (entropy, nats) at most max_doubt.
+function isSure(p, label, notSureBelow) {
+  let doubt = 0;
+  for (const v of p) if (v > 0) doubt -= v * Math.log(v);
+  return p[label] >= notSureBelow && doubt <= PARAMS.max_doubt;
 }
 
 // answers.answer for one 28x28: today's one-digit answer, and the same as a number of one digit.
@@ -109,7 +116,7 @@ function lineAnswer(lat, logits, count, notSureBelow) {
   const r = parse.reading;
   const digits = parse.pieces.map((piece, i) => {
     const p = probs[parse.first + piece], one = digitAnswer(p, parse.labels[i], notSureBelow);
-    return { ...one, sure: p[parse.labels[i]] >= notSureBelow && plainPiece(r, piece), box: r.boxes[piece] };
+    return { ...one, sure: one.sure && plainPiece(r, piece), box: r.boxes[piece] };
   });
   let confidence = 1;
   for (const d of digits) confidence *= d.confidence;
