@@ -169,6 +169,45 @@ def test_lattice_covers_every_atom_once(model, sets):
     assert read_at_lean >= 10  # touching digits: marks wider than a digit, no slant to measure
 
 
+def test_read_keeps_the_parse_an_oracle_scores_best():
+    """segment.read against brute force on a mark of two atoms, read whole or cut in two: each piece
+    scored as the module says (log-probability, aspect prior, cost per piece, cost of the model's doubt,
+    cost of a cut), and one mark alone read as two digits only with a lead of split_lead over one."""
+    P = segment.PARAMS
+    mean, sd = np.array(P["aspect_log_mean"]), np.array(P["aspect_log_sd"])
+    rng = np.random.default_rng(3)
+
+    def evidence(logp, aspect, cuts):
+        doubt = -(np.exp(logp) * logp).sum()
+        prior = -0.5 * ((np.log(aspect) - mean) / sd) ** 2
+        e = logp + P["aspect_weight"] * prior + P["piece_cost"] + P["doubt_cost"] * doubt
+        return e.max() + 0.5 * P["cut_cost"] * cuts, int(e.argmax())
+
+    chosen = set()
+    for _ in range(300):
+        logits = rng.normal(0, rng.uniform(0.5, 6), (3, 10))
+        logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        aspects = list(rng.uniform(0.3, 1.6, 3))  # left piece, right piece, the whole mark
+        lat = segment.Lattice(np.zeros((3, 28, 28), np.float32), [(0, 1), (1, 2), (0, 2)], [(0, 0, 1, 1)] * 3,
+                              aspects, [1, 1, 0], [1, 1, 1], 2)
+        (left, a), (right, b), (whole, c) = (evidence(logp[k], aspects[k], (1, 1, 0)[k]) for k in range(3))
+        for alone in (False, True):
+            lat.single = np.zeros((28, 28), np.float32) if alone else None
+            split_wins = left + right - whole >= (P["split_lead"] if alone else 0.0)
+            parse = segment.read(lat, logp)
+            assert (parse.pieces, parse.labels) == (([0, 1], [a, b]) if split_wins else ([2], [c]))
+            chosen.add((alone, split_wins))
+    assert len(chosen) == 4  # each rule chose both ways
+
+
+def test_spread_doubt_is_never_sure():
+    """A digit at 70% is sure with the rest on one rival, not with the rest spread over nine."""
+    one_rival = [0.7, 0.3] + [0.0] * 8
+    spread = [0.7] + [0.3 / 9] * 9
+    assert answers._sure(one_rival, 0, 0.6) and not answers._sure(spread, 0, 0.6)
+    assert not answers._sure(one_rival, 0, 0.75)
+
+
 def test_a_blank_line_is_one_error():
     with pytest.raises(PreprocessError):
         segment.lattice(np.zeros((40, 200), np.float32))
