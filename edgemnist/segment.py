@@ -14,9 +14,9 @@ MAX_SPAN atoms: part of a mark, a whole mark, or neighbouring whole marks (a dig
 side by side). Each piece becomes a 28x28 picture; the model scores all of them as one batch, and
 `read` keeps the parse, a path of pieces across the line, with the best joint score: each piece's
 log-probability, a prior on its aspect for the digit read, a cost per piece and a cost for the
-model's doubt about it (the entropy of its probabilities: the model was taught to spread them over the
-ten digits for two touching digits framed as one). Its runner-up tells how close another parse came. The numbers live in webapp/preprocess.json, read by the page's
-port too.
+model's doubt about it (the entropy of its probabilities: the model was taught to spread them over
+the ten digits for two touching digits framed as one). Its runner-up tells how close another parse
+came. The numbers live in webapp/preprocess.json, read by the page's port too.
 """
 
 from __future__ import annotations
