@@ -37,9 +37,12 @@ def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: i
     return out
 
 
-def _digit(p: list[float], top_k: int, not_sure_below: float) -> dict:
+def _digit(p: list[float], top_k: int, not_sure_below: float, label: int | None = None) -> dict:
+    """A digit's answer from its probabilities: `label` (the most probable unless given), its
+    confidence, sure, and the top_k."""
     top = sorted(range(len(p)), key=p.__getitem__, reverse=True)[:top_k]  # stable: ties keep digit order
-    return {"label": top[0], "confidence": p[top[0]], "sure": _sure(p, top[0], not_sure_below), "top_k": [[d, p[d]] for d in top]}
+    label = top[0] if label is None else label
+    return {"label": label, "confidence": p[label], "sure": _sure(p, label, not_sure_below), "top_k": [[d, p[d]] for d in top]}
 
 
 def _sure(p: list[float], label: int, not_sure_below: float) -> bool:
@@ -71,8 +74,8 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
     probs = {piece: softmax_row(logits[parse.first + piece].tolist()) for piece in parse.pieces}  # what is reported: as for one digit
     for piece, label in zip(parse.pieces, parse.labels):
         p = probs[piece]
-        one = _digit(p, top_k, not_sure_below) | {"label": label, "confidence": p[label], "box": list(lat.boxes[piece])}
-        one["sure"] = _sure(p, label, not_sure_below) and segment.plain(lat, piece)
+        one = _digit(p, top_k, not_sure_below, label) | {"box": list(lat.boxes[piece])}
+        one["sure"] = one["sure"] and segment.plain(lat, piece)
         digits.append(one)
     confidence = math.prod(d["confidence"] for d in digits)
     result = {"label": digits[0]["label"] if len(digits) == 1 else None, "confidence": confidence,
