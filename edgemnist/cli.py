@@ -77,6 +77,15 @@ def _on_interrupt(signum, frame) -> None:
         raise KeyboardInterrupt
 
 
+def _quiet_unraisable(unraisable) -> None:
+    """The KeyboardInterrupt that `_on_interrupt` raised inside a finaliser or an import lock's weakref
+    callback: Python cannot raise it there and prints "Exception ignored" with a traceback. The flag
+    it set already stops the run, so it is dropped; anything else goes to Python's own hook."""
+    if issubclass(unraisable.exc_type, KeyboardInterrupt) and _state["interrupted"]:
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 @contextlib.contextmanager
 def _one_line():
     """Printing one result: Ctrl-C waits for the end of the line, then stops the run."""
@@ -488,6 +497,7 @@ def main() -> None:
     """Run the app with edgemnist's exit codes, the same whatever typer version is installed."""
     _state["interrupted"] = False
     previous = signal.signal(signal.SIGINT, _on_interrupt)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
     try:
         code = app(standalone_mode=False)
     except UserError as e:
@@ -511,6 +521,7 @@ def main() -> None:
             code = EXIT_INTERNAL
     finally:
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
     if code == EXIT_INTERRUPTED:
         say("interrupted")
     sys.exit(code if isinstance(code, int) else 0)

@@ -148,6 +148,24 @@ def test_ctrl_c_at_any_moment_stops_within_a_second_with_whole_lines(mnist, tmp_
         assert _session(proc.pid) == [], what
 
 
+def test_a_ctrl_c_landing_in_a_weakref_callback_prints_no_traceback():
+    """Ctrl-C while Python runs a weakref callback (an import lock's, a worker pool's finaliser): the
+    KeyboardInterrupt cannot be raised there, Python would print "Exception ignored" and a traceback.
+    The run still stops, by the flag the handler set, and says only "interrupted"."""
+    code = (
+        "import signal, sys, weakref\n"
+        "from edgemnist import cli\n"
+        "def stop(_): cli._on_interrupt(signal.SIGINT, None)\n"
+        "class Held: pass\n"
+        "signal.signal(signal.SIGINT, cli._on_interrupt)\n"
+        "sys.unraisablehook = cli._quiet_unraisable\n"
+        "held = Held(); ref = weakref.ref(held, stop); del held\n"
+        "print(cli._state['interrupted'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "True\n" and proc.stderr == "", proc.stderr
+
+
 def test_a_folder_without_images_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "notes.txt").write_text("nothing here")
     proc = run_cli("infer", str(tmp_path), "--model", INT8)
