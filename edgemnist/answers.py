@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from edgemnist import runtime, segment
-from edgemnist.preprocess import Picture
+from edgemnist.preprocess import Picture, PreprocessError, read_picture
 
 
 def answer(model: runtime.Model, pixels: np.ndarray, digits: list[int], top_k: int = 3,
@@ -46,14 +46,19 @@ def _digit(p: list[float], top_k: int, not_sure_below: float, label: int | None 
 
 
 def _sure(p: list[float], label: int, not_sure_below: float) -> bool:
-    """The digit's probability is at least the "not sure" confidence and the model's doubt (the entropy
-    of its probabilities, in nats) at most `max_doubt`: two touching digits taken for one spread the
-    probability over several digits, a digit read with a rival keeps it on that rival."""
-    doubt = 0.0
+    """The digit's probability is at least the "not sure" confidence and the model's doubt at most
+    `max_doubt`: two touching digits taken for one spread the probability over several digits, a
+    digit read with a rival keeps it on that rival."""
+    return p[label] >= not_sure_below and doubt(p) <= segment.PARAMS["max_doubt"]
+
+
+def doubt(p: list[float]) -> float:
+    """The model's doubt about a picture: the entropy of its probabilities, in nats (0 to ln 10)."""
+    h = 0.0
     for v in p:  # in order, as the page sums it
         if v > 0:
-            doubt -= v * math.log(v)
-    return p[label] >= not_sure_below and doubt <= segment.PARAMS["max_doubt"]
+            h -= v * math.log(v)
+    return h
 
 
 def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, top_k: int = 3,
@@ -101,19 +106,38 @@ def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[
     "confidence", "sure", "number", "digits", ...} or {"path", "error"}; items skipped as no image
     (None) get none. "pixels" carries what the model saw (a line: each digit's 28x28)."""
     good = [j for j, p in enumerate(prepared) if p is not None and p.error is None]
-    parts = [p.pixels[None] if p.line is None else
-             np.concatenate([r.pieces for r in p.line.readings()] + ([] if p.line.single is None else [p.line.single[None]]))
-             for p in (prepared[j] for j in good)]
-    logits = model.logits(np.concatenate(parts)[:, None]) if parts else None
-    answers, at = {}, 0
-    for j, part in zip(good, parts):
-        rows = logits[at : at + len(part)]
-        at += len(part)
-        answers[j] = _read_one(model, prepared[j], rows, top_k, count)
+    answers = _answers(model, {j: prepared[j] for j in good}, top_k, count)
+    # one narrow mark in which the model finds no digit (its doubt near the ten digits' uniform
+    # spread): perhaps digits pressed so close together that they make one narrow mark (an 18, a 71).
+    # It is read again as a line, with cuts however narrow, and that line keeps the one-digit answer
+    # unless several digits read clearly better (segment.read)
+    again = {}
+    for j in good:
+        if prepared[j].again is not None and doubt(answers[j]["probabilities"]) > segment.PARAMS["no_digit_doubt"]:
+            try:
+                again[j] = read_picture(prepared[j].again, model.polarity, count, as_line=True)
+            except PreprocessError:  # read once already: keep that answer
+                continue
+    answers |= _answers(model, again, top_k, count)
     for j, (name, p) in enumerate(zip(names, prepared)):
         if p is None:
             continue
         yield {"path": name, "error": p.error} if p.error is not None else {"path": name} | answers[j]
+
+
+def _answers(model: runtime.Model, pictures: dict[int, Picture], top_k: int, count: tuple[int, int] | None) -> dict[int, dict]:
+    """Readable Pictures by their place -> their answers by place, the model run once on all of them."""
+    parts = [p.pixels[None] if p.line is None else
+             np.concatenate([r.pieces for r in p.line.readings()] + ([] if p.line.single is None else [p.line.single[None]]))
+             for p in pictures.values()]
+    if not parts:
+        return {}
+    logits = model.logits(np.concatenate(parts)[:, None])
+    answers, at = {}, 0
+    for (j, picture), part in zip(pictures.items(), parts):
+        answers[j] = _read_one(model, picture, logits[at : at + len(part)], top_k, count)
+        at += len(part)
+    return answers
 
 
 def _read_one(model: runtime.Model, picture: Picture, rows: np.ndarray, top_k: int, count: tuple[int, int] | None) -> dict:

@@ -702,13 +702,16 @@ class Picture:
     line: object = None
     digits: int = 0
     error: str | None = None
+    again: object = None  # one narrow mark: its source, to read it as a line should the model find no digit in it
 
 
 def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contract.POLARITY,
-                 count: tuple[int, int] | None = None) -> Picture:
+                 count: tuple[int, int] | None = None, as_line: bool = False) -> Picture:
     """One picture (a path, its bytes, or a decoded PIL image) -> a Picture: its digit, or its line
     of digits when it holds one and `count` (least, most digits) is not (1, 1), which reads one digit
-    whatever the picture holds. PreprocessError (one line) when it cannot be read."""
+    whatever the picture holds. One mark too narrow to be taken for a line keeps its source (`again`):
+    `as_line` reads it again as a line, with cuts however narrow it is (see answers.for_prepared).
+    PreprocessError (one line) when it cannot be read."""
     seen = Seen()
     im = source if isinstance(source, Image.Image) else open_image(source)
     gray = decoded_gray(im)
@@ -718,12 +721,12 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     from edgemnist import segment  # segment builds on this module
 
     held = count is not None and count[0] > 1  # the user knows it holds several digits, however narrow
-    line = count != (1, 1) and (held or segment.is_line(seen.digits, seen.box))
+    line = count != (1, 1) and (held or as_line or segment.is_line(seen.digits, seen.box))
     several = line and (seen.digits > 1 or held)  # the first look or the count says so: no one-digit answer to frame
     pixels = None if several else _polarity(fit_frame(ink), polarity)
     if not line:
-        return Picture(pixels, digits=seen.digits)
-    lat = segment.line_of(source, gray, seen, im, cut_every=held)
+        return Picture(pixels, digits=seen.digits, again=source if count != (1, 1) and seen.digits == 1 else None)
+    lat = segment.line_of(source, gray, seen, im, cut_every=held or as_line)
     for reading in lat.readings():
         reading.pieces = _polarity(reading.pieces, polarity)
     lat.single = pixels  # one wide mark: read as one digit, today's answer

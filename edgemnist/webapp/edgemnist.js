@@ -87,11 +87,16 @@ function digitAnswer(p, label, notSureBelow) {
   return { label, confidence: p[label], sure: isSure(p, label, notSureBelow), top_k: top.map((d) => [d, p[d]]) };
 }
 
-// answers._sure: the "not sure" confidence reached, and the model's doubt (entropy, nats) at most max_doubt.
+// answers._sure: the "not sure" confidence reached, and the model's doubt at most max_doubt.
 function isSure(p, label, notSureBelow) {
-  let doubt = 0;
-  for (const v of p) if (v > 0) doubt -= v * Math.log(v);
-  return p[label] >= notSureBelow && doubt <= PARAMS.max_doubt;
+  return p[label] >= notSureBelow && doubt(p) <= PARAMS.max_doubt;
+}
+
+// answers.doubt: the entropy of the probabilities, in nats.
+function doubt(p) {
+  let h = 0;
+  for (const v of p) if (v > 0) h -= v * Math.log(v);
+  return h;
 }
 
 // answers.answer for one 28x28: today's one-digit answer, and the same as a number of one digit.
@@ -138,33 +143,42 @@ async function classifyImageData(imageData, count = null) {
   const flip = (x) => { if (darkOnLight) for (let i = 0; i < x.length; i++) x[i] = 1 - x[i]; return x; };
   const pixels = flip(toMnist(g, seen)); // throws PreprocessError
   const held = Boolean(count && count[0] > 1); // the user knows it holds several digits, however narrow
-  const line = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g) && (held || isLine(seen.digits, seen.box));
+  const may = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g);
+  const line = may && (held || isLine(seen.digits, seen.box));
   const lat = line ? lineOf(imageData, g, seen, held) : null;
-  const parts = lat ? readings(lat) : [];
+  let pre = performance.now() - start;
+  let result = await answerOf(lat, pixels, seen.digits, held, count, flip, facts);
+  if (may && !line && seen.digits === 1 && doubt(result.probabilities) > PARAMS.no_digit_doubt) {
+    // one narrow mark with no digit in it for the model: read again as a line (answers.for_prepared)
+    const again = performance.now();
+    const asLine = lineOf(imageData, g, seen, true);
+    pre += performance.now() - again;
+    result = await answerOf(asLine, pixels, seen.digits, held, count, flip, facts);
+  }
+  return { ...result, timing: { preprocess_ms: pre, model_ms: performance.now() - start - pre } };
+}
+
+// answers._read_one: the answer for one picture's digit (lat null) or line, the model run once on its pieces.
+async function answerOf(lat, pixels, digits, held, count, flip, facts) {
+  if (!lat) return { ...oneDigit(softmax(await classifyPixels(pixels, 1)), digits, facts.not_sure_below), pixels };
+  const parts = readings(lat);
   for (const r of parts) flip(r.pieces);
   const pieces = parts.reduce((sum, r) => sum + r.count, 0); // every reading's pieces, in order
-  const single = lat && seen.digits === 1 && !held ? pixels : null; // one mark: its answer as one digit, if the line reads so
-  if (lat) lat.single = single;
-  const batch = lat ? new Float32Array(pieces * 784 + (single ? 784 : 0)) : pixels;
+  const single = digits === 1 && !held ? pixels : null; // one mark: its answer as one digit, if the line reads so
+  lat.single = single;
+  const batch = new Float32Array(pieces * 784 + (single ? 784 : 0));
   let at = 0;
   for (const r of parts) { batch.set(r.pieces, at); at += r.pieces.length; }
   if (single) batch.set(single, at);
-  const mid = performance.now();
   const logits = await classifyPixels(batch, batch.length / 784);
-  let result;
-  if (!lat) {
-    result = { ...oneDigit(softmax(logits), seen.digits, facts.not_sure_below), pixels };
-  } else {
-    const { margin, ...line } = lineAnswer(lat, logits.subarray(0, pieces * 10), count, facts.not_sure_below);
-    result = line;
-    if (single && result.digits.length === 1) { // one mark read as one digit: as before (answers._read_one)
-      const { box, sure: plain } = result.digits[0];
-      result = { ...oneDigit(softmax(logits.subarray(pieces * 10)), 1, facts.not_sure_below), pixels: single };
-      result.sure = result.sure && margin >= (plain ? -PARAMS.piece_cost : PARAMS.margin);
-      Object.assign(result.digits[0], { box, sure: result.sure });
-    }
-  }
-  return { ...result, timing: { preprocess_ms: mid - start, model_ms: performance.now() - mid } };
+  const { margin, ...result } = lineAnswer(lat, logits.subarray(0, pieces * 10), count, facts.not_sure_below);
+  if (!single || result.digits.length !== 1) return result;
+  // one mark read as one digit: as before (answers._read_one)
+  const { box, sure: plain } = result.digits[0];
+  const one = { ...oneDigit(softmax(logits.subarray(pieces * 10)), 1, facts.not_sure_below), pixels: single };
+  one.sure = one.sure && margin >= (plain ? -PARAMS.piece_cost : PARAMS.margin);
+  Object.assign(one.digits[0], { box, sure: one.sure });
+  return one;
 }
 
 // An image file -> ImageData: its size checked from the header before any pixel is decoded (a
