@@ -102,7 +102,8 @@ def softmax_row(logits: list[float]) -> list[float]:
 def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[Picture | None], top_k: int = 3,
                  count: tuple[int, int] | None = None) -> Iterator[dict]:
     """`preprocess.prepare`'s Pictures for one chunk -> one result per picture, in order, the model run
-    once on the chunk (single digits and every line's pieces in one batch): {"path", "label",
+    once on the chunk (single digits and every line's pieces in one batch), and once more on the few
+    narrow marks read again as lines: {"path", "label",
     "confidence", "sure", "number", "digits", ...} or {"path", "error"}; items skipped as no image
     (None) get none. "pixels" carries what the model saw (a line: each digit's 28x28)."""
     good = [j for j, p in enumerate(prepared) if p is not None and p.error is None]
