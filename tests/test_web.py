@@ -461,10 +461,11 @@ CLASSIFY_NUMBERS = """async (names) => {
 
 def test_numbers_in_the_page_get_infers_answer(int8_page, mnist, tmp_path):
     """Pictures of numbers of every lossless kind (gaps, close, touching, five digits: PNGs in both
-    polarities), 250 of them, read by the page's port of segment.py and by `infer`: the same number,
-    the same digits with the same boxes, the same "sure" on every one, and the digits' 28x28s within
-    PORT_PIXEL_BOUND on the worst pixel."""
-    from edgemnist import answers
+    polarities), 250 of them, and the touching pairs among 300 more whose narrow mark the model finds
+    no digit in (read again as a line), read by the page's port of segment.py and by `infer`: the same
+    number, the same digits with the same boxes, the same "sure" on every one, and the digits' 28x28s
+    within PORT_PIXEL_BOUND on the worst pixel."""
+    from edgemnist import answers, segment
     from edgemnist.preprocess import prepare
 
     page, console = int8_page
@@ -472,6 +473,14 @@ def test_numbers_in_the_page_get_infers_answer(int8_page, mnist, tmp_path):
     for kind, n in (("gaps", 70), ("close", 70), ("touching", 60), ("zip", 50)):
         paths += written_numbers.build(mnist.test_images, mnist.test_labels, n, tmp_path / kind, kind, seed=21)[0]
     model = runtime.open_model(INT8, "cpu", quiet=True)
+    more = written_numbers.build(mnist.test_images, mnist.test_labels, 300, tmp_path / "narrow", "touching", seed=11,
+                                 part=realworld.HELD_OUT)[0]
+    pictures = prepare([(p, False) for p in more], model.polarity)
+    first = answers._answers(model, dict(enumerate(pictures)), 3, None)
+    narrow = [path for j, path in enumerate(more) if pictures[j].again is not None
+              and answers.doubt(first[j]["probabilities"]) > segment.PARAMS["no_digit_doubt"]]
+    assert len(narrow) >= 3, narrow
+    paths += narrow
     python = [next(answers.for_prepared(model, [p], prepare([(p, False)], model.polarity))) for p in paths]
     blobs = {Path(p).name: Path(p).read_bytes() for p in paths}
     page.unroute("**/files/*")
