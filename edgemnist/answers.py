@@ -108,13 +108,9 @@ def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[
     (None) get none. "pixels" carries what the model saw (a line: each digit's 28x28)."""
     good = [j for j, p in enumerate(prepared) if p is not None and p.error is None]
     answers = _answers(model, {j: prepared[j] for j in good}, top_k, count)
-    # one narrow mark in which the model finds no digit (its doubt near the ten digits' uniform
-    # spread): perhaps digits pressed so close together that they make one narrow mark (an 18, a 71).
-    # It is read again as a line, with cuts however narrow, and that line keeps the one-digit answer
-    # unless several digits read clearly better (segment.read)
     again = {}
     for j in good:
-        if prepared[j].again is not None and doubt(answers[j]["probabilities"]) > segment.PARAMS["no_digit_doubt"]:
+        if reads_again(prepared[j], answers[j]):
             try:
                 again[j] = read_picture(prepared[j].again, model.polarity, count, as_line=True)
             except PreprocessError:  # read once already: keep that answer
@@ -124,6 +120,14 @@ def for_prepared(model: runtime.Model, names: Sequence[str], prepared: Sequence[
         if p is None:
             continue
         yield {"path": name, "error": p.error} if p.error is not None else {"path": name} | answers[j]
+
+
+def reads_again(picture: Picture, answer: dict) -> bool:
+    """One narrow mark in which the model finds no digit (its doubt near the ten digits' uniform
+    spread): perhaps digits pressed so close together that they make one narrow mark (an 18, a 71).
+    It is read again as a line, with cuts however narrow, and that line keeps the one-digit answer
+    unless several digits read clearly better (segment.read)."""
+    return picture.again is not None and doubt(answer["probabilities"]) > segment.PARAMS["no_digit_doubt"]
 
 
 def _answers(model: runtime.Model, pictures: dict[int, Picture], top_k: int, count: tuple[int, int] | None) -> dict[int, dict]:

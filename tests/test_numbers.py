@@ -113,8 +113,7 @@ def test_a_narrow_mark_with_no_digit_in_it_is_read_again_as_a_line(model, sets):
     paths, want = sets["touching"]
     pictures = prepare([(p, False) for p in paths], model.polarity)
     one_digit = answers._answers(model, dict(enumerate(pictures)), 3, None)
-    doubtful = [j for j, p in enumerate(pictures)
-                if p.again is not None and answers.doubt(one_digit[j]["probabilities"]) > segment.PARAMS["no_digit_doubt"]]
+    doubtful = [j for j, p in enumerate(pictures) if answers.reads_again(p, one_digit[j])]
     got = list(answers.for_prepared(model, paths, pictures))
     assert len(doubtful) >= 3 and all(len(one_digit[j]["number"]) == 1 for j in doubtful)
     assert np.mean([got[j]["number"] == want[j] for j in doubtful]) >= 0.75, [(want[j], got[j]["number"]) for j in doubtful]

@@ -465,7 +465,7 @@ def test_numbers_in_the_page_get_infers_answer(int8_page, mnist, tmp_path):
     no digit in (read again as a line), read by the page's port of segment.py and by `infer`: the same
     number, the same digits with the same boxes, the same "sure" on every one, and the digits' 28x28s
     within PORT_PIXEL_BOUND on the worst pixel."""
-    from edgemnist import answers, segment
+    from edgemnist import answers
     from edgemnist.preprocess import prepare
 
     page, console = int8_page
@@ -477,8 +477,7 @@ def test_numbers_in_the_page_get_infers_answer(int8_page, mnist, tmp_path):
                                  part=realworld.HELD_OUT)[0]
     pictures = prepare([(p, False) for p in more], model.polarity)
     first = answers._answers(model, dict(enumerate(pictures)), 3, None)
-    narrow = [path for j, path in enumerate(more) if pictures[j].again is not None
-              and answers.doubt(first[j]["probabilities"]) > segment.PARAMS["no_digit_doubt"]]
+    narrow = [path for j, path in enumerate(more) if answers.reads_again(pictures[j], first[j])]
     assert len(narrow) >= 3, narrow
     paths += narrow
     python = [next(answers.for_prepared(model, [p], prepare([(p, False)], model.polarity))) for p in paths]
