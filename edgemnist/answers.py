@@ -133,7 +133,7 @@ def reads_again(picture: Picture, answer: dict) -> bool:
 def _answers(model: runtime.Model, pictures: dict[int, Picture], top_k: int, count: tuple[int, int] | None) -> dict[int, dict]:
     """Readable Pictures by their place -> their answers by place, the model run once on all of them."""
     parts = [p.pixels[None] if p.line is None else
-             np.concatenate([r.pieces for r in p.line.readings()] + ([] if p.line.single is None else [p.line.single[None]]))
+             np.concatenate(_shifted(p.line) + ([] if p.line.single is None else [p.line.single[None]]))
              for p in pictures.values()]
     if not parts:
         return {}
@@ -145,12 +145,52 @@ def _answers(model: runtime.Model, pictures: dict[int, Picture], top_k: int, cou
     return answers
 
 
+SHIFTS = [tuple(v) for v in segment.PARAMS["piece_shifts"]]
+
+
+def _moved(lat: segment.Lattice) -> np.ndarray:
+    """The places, among every reading's pieces in order, of those in a mark at least `broad` lines wide:
+    cut from touching digits, framed less surely than a whole digit, they are read at each of SHIFTS."""
+    return np.flatnonzero(np.concatenate([np.array(r.broad, bool) for r in lat.readings()]))
+
+
+def _shifted(lat: segment.Lattice) -> list[np.ndarray]:
+    """A line's part of the model's batch: every reading's pieces as framed, then the `_moved` ones
+    moved by each of SHIFTS (rows, columns), paper filling in (the frame's corner: 0 in MNIST form,
+    1 in the other polarity)."""
+    pieces = np.concatenate([r.pieces for r in lat.readings()])
+    out = [pieces]
+    pieces = pieces[_moved(lat)]
+    h, w = pieces.shape[1:]
+    for dy, dx in SHIFTS:
+        moved = np.empty_like(pieces)
+        moved[...] = pieces[:, :1, :1]
+        moved[:, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = \
+            pieces[:, max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)]
+        out.append(moved)
+    return out
+
+
+def _pooled(lat: segment.Lattice, rows: np.ndarray) -> np.ndarray:
+    """The model's logits for a line's `_shifted` part (and whatever follows) -> one row per piece: its
+    log-probabilities, for a moved piece their mean over its framings (their normalised geometric mean)."""
+    pieces, moved = sum(len(r.pieces) for r in lat.readings()), _moved(lat)
+    used = pieces + len(moved) * len(SHIFTS)
+    z = rows[:used].astype(np.float64)
+    z -= z.max(1, keepdims=True)
+    z -= np.log(np.exp(z).sum(1, keepdims=True))
+    out = z[:pieces]
+    if len(moved):
+        out[moved] = (out[moved] + z[pieces:].reshape(len(SHIFTS), len(moved), -1).sum(0)) / (1 + len(SHIFTS))
+    return out
+
+
 def _read_one(model: runtime.Model, picture: Picture, rows: np.ndarray, top_k: int, count: tuple[int, int] | None) -> dict:
     """One picture's answer from the logits of its part of the batch."""
     if picture.line is None:
         return answer(model, picture.pixels[None], [picture.digits], top_k, rows)[0] | {"pixels": picture.pixels}
     lat = picture.line
-    read = read_line(model, lat, rows[: sum(len(r.pieces) for r in lat.readings())], top_k, count)
+    read = read_line(model, lat, _pooled(lat, rows), top_k, count)
     margin = read.pop("margin", math.inf)
     if lat.single is None or len(read.get("digits", ())) != 1:
         return read

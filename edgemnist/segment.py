@@ -7,7 +7,8 @@ taken along it, so slanted neighbours do not share columns. Components that shar
 columns are one digit (a 5's flag, a 7's crossbar, a pen lift). A mark wider than a digit may be
 several touching digits: it gets candidate cuts where little ink crosses a column. A line of such
 marks alone (touching digits) has no slant to measure: it is read upright and again at the lean of
-most writers, and the model's scores choose between the two readings.
+most writers, and the model's scores choose between the two readings. A cut costs less in a mark so
+wide (`broad`) that it surely holds several digits.
 
 What lies between two neighbouring cuts (or mark edges) is an atom; a piece is a run of one to
 MAX_SPAN atoms: part of a mark, a whole mark, or neighbouring whole marks (a digit broken in two
@@ -45,6 +46,7 @@ class Lattice:
     boxes: list[tuple[int, int, int, int]]  # each piece's ink box in the input picture's pixels: x, y, w, h
     aspects: list[float]  # each piece's width / height (for the prior)
     cuts: list[int]  # how many of each piece's two ends are cuts through ink (0: a mark's own edges)
+    broad: list[bool]  # each piece's cuts are in a mark at least `broad` lines wide (several digits, surely)
     marks: list[int]  # how many marks each piece joins (more than 1: a digit written in parts side by side)
     atoms: int
     single: np.ndarray | None = None  # one wide mark: the 28x28 of the single-digit path, its answer if read as one digit
@@ -237,7 +239,7 @@ def _atoms(sheared: np.ndarray, g: np.ndarray, line: float, cut_every: bool) -> 
 
 def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
     """Each admissible run of atoms -> its 28x28 picture, box and aspect."""
-    spans, places, sizes, boxes, aspects, cuts, marks = [], [], [], [], [], [], []
+    spans, places, sizes, boxes, aspects, cuts, marks, broad = [], [], [], [], [], [], [], []
     n = len(atoms)
     first, last = {}, {}
     for i, (k, _, _) in enumerate(atoms):
@@ -283,12 +285,13 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
             boxes.append((int(lft * sx), int(t * sy), max(1, round(w * sx)), max(1, round(h * sy))))
             aspects.append(w / h)
             cuts.append(int(first[atoms[i][0]] != i) + int(last[k] != j - 1))
+            broad.append(atoms[last[k]][2] - atoms[first[k]][1] >= PARAMS["broad"] * line)
             marks.append(len(groups))
     pictures = np.empty((len(sizes), pp.FRAME, pp.FRAME), np.float32)
     for group in _batches(sizes):
         some = [sizes[p] for p in group]
         pictures[group] = pp.frame_all(_stack([places[p] for p in group], some, rows, cols, ink), some)
-    return Lattice(pictures, spans, boxes, aspects, cuts, marks, n)
+    return Lattice(pictures, spans, boxes, aspects, cuts, broad, marks, n)
 
 
 def _batches(sizes: list[tuple[int, int]], most: int = 1 << 20) -> list[list[int]]:
@@ -328,7 +331,8 @@ def _read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = No
     prior = -0.5 * ((np.log(np.array(lat.aspects))[:, None] - mean) / sd) ** 2
     doubt = -(np.exp(logprobs) * logprobs).sum(1, keepdims=True)  # entropy: high for what reads as no digit
     evidence = logprobs + PARAMS["aspect_weight"] * prior + PARAMS["piece_cost"] + PARAMS["doubt_cost"] * doubt
-    cut = 0.5 * PARAMS["cut_cost"] * np.array(lat.cuts, np.float64)  # each cut has two ends
+    cost = np.where(lat.broad, PARAMS["broad_cut_cost"], PARAMS["cut_cost"])
+    cut = 0.5 * cost * np.array(lat.cuts, np.float64)  # each cut has two ends
     join = PARAMS["join_cost"] * (np.array(lat.marks, np.float64) - 1)
     labels = evidence.argmax(1)
     plain = evidence.max(1)

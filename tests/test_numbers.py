@@ -17,9 +17,9 @@ from testkit import realworld, written_numbers
 from conftest import cli
 
 # measured with the packaged int8 model on 300 held-out pictures per kind (benchmarks.numbers), minus a margin
-# (seed 11: gaps 97.3% right, photos 96.3%, close 95.7%, touching 83.7% with 0.7% wrong but sure)
+# (seed 11: gaps 97.3% right, photos 96.3%, close 96.3%, touching 85.0% with 0.7% wrong but sure)
 FLOORS = {"gaps": (0.94, 0.01), "photo": (0.93, 0.01), "close": (0.92, 0.01),
-          "touching": (0.80, 0.01)}  # (right at least, wrong-but-sure at most)
+          "touching": (0.82, 0.01)}  # (right at least, wrong-but-sure at most)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,34 @@ def test_numbers_are_read_whole(model, sets, kind):
     least_right, most_wrong_sure = FLOORS[kind]
     assert right >= least_right, (kind, right)
     assert wrong_sure <= most_wrong_sure, (kind, wrong_sure)
+
+
+def test_pieces_of_a_broad_mark_are_read_at_each_shift(model, sets):
+    """Against an oracle written apart (np.pad and a slice; log-softmax by hand): every piece of a mark at
+    least `broad` lines wide goes to the model as framed and moved by each of piece_shifts, paper
+    filling in; its reading is the mean of its log-probabilities over the framings; every other piece
+    is read once, as framed."""
+    shifts = segment.PARAMS["piece_shifts"]
+    checked = 0
+    for picture in prepare([(p, False) for p in sets["touching"][0][:20]], model.polarity):
+        lat = picture.line
+        pieces = np.concatenate([r.pieces for r in lat.readings()])
+        broad = np.concatenate([np.array(r.broad, bool) for r in lat.readings()])
+        batch = np.concatenate(answers._shifted(lat))
+        assert batch.shape == (len(pieces) + broad.sum() * len(shifts), 28, 28)
+        moved = pieces[broad]
+        for k, (dy, dx) in enumerate(shifts):
+            padded = np.pad(moved, ((0, 0), (1, 1), (1, 1)), constant_values=float(moved[0, 0, 0]) if len(moved) else 0.0)
+            want = padded[:, 1 - dy : 29 - dy, 1 - dx : 29 - dx]
+            assert np.array_equal(batch[len(pieces) + k * len(moved) : len(pieces) + (k + 1) * len(moved)], want)
+        logits = model.logits(batch[:, None])
+        logp = [row - row.max() - np.log(np.exp(row - row.max()).sum()) for row in logits.astype(np.float64)]
+        framings = [[p] + [len(pieces) + k * len(moved) + int(broad[:p].sum()) for k in range(len(shifts))] if broad[p] else [p]
+                    for p in range(len(pieces))]
+        want = np.array([np.mean([logp[f] for f in fs], 0) for fs in framings])
+        assert np.allclose(answers._pooled(lat, logits), want, atol=1e-9)
+        checked += int(broad.any() and not broad.all())
+    assert checked >= 3  # lines holding both kinds of piece
 
 
 def test_each_digit_has_its_box_in_the_picture(model, mnist, tmp_path):
@@ -186,25 +214,26 @@ def test_lattice_covers_every_atom_once(model, sets):
 def test_read_keeps_the_parse_an_oracle_scores_best():
     """segment.read against brute force on a mark of two atoms, read whole or cut in two: each piece
     scored as the module says (log-probability, aspect prior, cost per piece, cost of the model's doubt,
-    cost of a cut), and one mark alone read as two digits only with a lead of split_lead over one."""
+    cost of a cut, less in a broad mark), and one mark alone read as two digits only with a lead of split_lead over one."""
     P = segment.PARAMS
     mean, sd = np.array(P["aspect_log_mean"]), np.array(P["aspect_log_sd"])
     rng = np.random.default_rng(3)
 
-    def evidence(logp, aspect, cuts):
+    def evidence(logp, aspect, cuts, broad):
         doubt = -(np.exp(logp) * logp).sum()
         prior = -0.5 * ((np.log(aspect) - mean) / sd) ** 2
         e = logp + P["aspect_weight"] * prior + P["piece_cost"] + P["doubt_cost"] * doubt
-        return e.max() + 0.5 * P["cut_cost"] * cuts, int(e.argmax())
+        return e.max() + 0.5 * P["broad_cut_cost" if broad else "cut_cost"] * cuts, int(e.argmax())
 
     chosen = set()
     for _ in range(300):
         logits = rng.normal(0, rng.uniform(0.5, 6), (3, 10))
         logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
         aspects = list(rng.uniform(0.3, 1.6, 3))  # left piece, right piece, the whole mark
+        broad = bool(rng.integers(2))
         lat = segment.Lattice(np.zeros((3, 28, 28), np.float32), [(0, 1), (1, 2), (0, 2)], [(0, 0, 1, 1)] * 3,
-                              aspects, [1, 1, 0], [1, 1, 1], 2)
-        (left, a), (right, b), (whole, c) = (evidence(logp[k], aspects[k], (1, 1, 0)[k]) for k in range(3))
+                              aspects, [1, 1, 0], [broad] * 3, [1, 1, 1], 2)
+        (left, a), (right, b), (whole, c) = (evidence(logp[k], aspects[k], (1, 1, 0)[k], broad) for k in range(3))
         for alone in (False, True):
             lat.single = np.zeros((28, 28), np.float32) if alone else None
             split_wins = left + right - whole >= (P["split_lead"] if alone else 0.0)

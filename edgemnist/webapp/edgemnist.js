@@ -158,6 +158,54 @@ async function classifyImageData(imageData, count = null) {
   return { ...result, timing: { preprocess_ms: pre, model_ms: performance.now() - start - pre } };
 }
 
+// answers._moved: the places, among every reading's pieces in order, of those in a mark at least `broad` lines wide.
+function moved(parts) {
+  const out = [];
+  let at = 0;
+  for (const r of parts) { r.broad.forEach((b, p) => { if (b) out.push(at + p); }); at += r.count; }
+  return out;
+}
+
+// answers._shifted: every reading's pieces as framed, then the moved ones moved by each of piece_shifts
+// (rows, columns), paper (the frame's corner) filling in, with room for `extra` 28x28s after.
+function shifted(parts, pieces, which, extra) {
+  const shifts = PARAMS.piece_shifts, batch = new Float32Array((pieces + shifts.length * which.length + extra) * 784);
+  let at = 0;
+  for (const r of parts) { batch.set(r.pieces, at); at += r.pieces.length; }
+  shifts.forEach(([dy, dx], s) => {
+    which.forEach((p, i) => {
+      const from = p * 784, to = (pieces + s * which.length + i) * 784;
+      batch.fill(batch[from], to, to + 784);
+      for (let y = Math.max(dy, 0); y < 28 + Math.min(dy, 0); y++) {
+        for (let x = Math.max(dx, 0); x < 28 + Math.min(dx, 0); x++) batch[to + y * 28 + x] = batch[from + (y - dy) * 28 + x - dx];
+      }
+    });
+  });
+  return batch;
+}
+
+// answers._pooled: the logits of `shifted`'s batch -> per piece its log-probabilities, for a moved
+// piece their mean over its framings.
+function pooled(logits, pieces, which) {
+  const logp = (row) => {
+    const z = Float64Array.from(logits.subarray(row * 10, row * 10 + 10)), top = Math.max(...z);
+    let total = 0;
+    for (let d = 0; d < 10; d++) { z[d] -= top; total += Math.exp(z[d]); }
+    return z.map((v) => v - Math.log(total));
+  };
+  const out = new Float64Array(pieces * 10), shifts = PARAMS.piece_shifts.length;
+  for (let p = 0; p < pieces; p++) out.set(logp(p), p * 10);
+  which.forEach((p, i) => {
+    const sum = new Float64Array(10);
+    for (let s = 0; s < shifts; s++) {
+      const z = logp(pieces + s * which.length + i);
+      for (let d = 0; d < 10; d++) sum[d] += z[d];
+    }
+    for (let d = 0; d < 10; d++) out[p * 10 + d] = (out[p * 10 + d] + sum[d]) / (1 + shifts);
+  });
+  return out;
+}
+
 // answers._read_one: the answer for one picture's digit (lat null) or line, the model run once on its pieces.
 async function answerOf(lat, pixels, digits, held, count, flip, facts) {
   if (!lat) return { ...oneDigit(softmax(await classifyPixels(pixels, 1)), digits, facts.not_sure_below), pixels };
@@ -166,16 +214,15 @@ async function answerOf(lat, pixels, digits, held, count, flip, facts) {
   const pieces = parts.reduce((sum, r) => sum + r.count, 0); // every reading's pieces, in order
   const single = digits === 1 && !held ? pixels : null; // one mark: its answer as one digit, if the line reads so
   lat.single = single;
-  const batch = new Float32Array(pieces * 784 + (single ? 784 : 0));
-  let at = 0;
-  for (const r of parts) { batch.set(r.pieces, at); at += r.pieces.length; }
-  if (single) batch.set(single, at);
+  const which = moved(parts);
+  const batch = shifted(parts, pieces, which, single ? 1 : 0);
+  if (single) batch.set(single, batch.length - 784);
   const logits = await classifyPixels(batch, batch.length / 784);
-  const { margin, ...result } = lineAnswer(lat, logits.subarray(0, pieces * 10), count, facts.not_sure_below);
+  const { margin, ...result } = lineAnswer(lat, pooled(logits, pieces, which), count, facts.not_sure_below);
   if (!single || result.digits.length !== 1) return result;
   // one mark read as one digit: as before (answers._read_one)
   const { box, sure: plain } = result.digits[0];
-  const one = { ...oneDigit(softmax(logits.subarray(pieces * 10)), 1, facts.not_sure_below), pixels: single };
+  const one = { ...oneDigit(softmax(logits.subarray(logits.length - 10)), 1, facts.not_sure_below), pixels: single };
   one.sure = one.sure && margin >= (plain ? -PARAMS.piece_cost : PARAMS.margin);
   Object.assign(one.digits[0], { box, sure: one.sure });
   return one;

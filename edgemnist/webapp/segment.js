@@ -179,7 +179,7 @@ function atoms(sheared, g, line, cutEvery) {
   return out;
 }
 
-// segment._pieces: each admissible run of atoms -> its 28x28, box, aspect, cuts and marks.
+// segment._pieces: each admissible run of atoms -> its 28x28, box, aspect, cuts, broad and marks.
 function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
   const first = new Map(), last = new Map(), n = runs.length;
   runs.forEach(([k], i) => { if (!first.has(k)) first.set(k, i); last.set(k, i); });
@@ -195,7 +195,7 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
   const order = new Int32Array(rows.length), next = start.slice(0, n);
   for (let p = 0; p < rows.length; p++) order[next[of[p]]++] = p;
   const [top, bottom] = extent(of, rows, n), [left, right] = extent(of, cols, n);
-  const lat = { spans: [], boxes: [], aspects: [], cuts: [], marks: [], atoms: n, pictures: [] };
+  const lat = { spans: [], boxes: [], aspects: [], cuts: [], broad: [], marks: [], atoms: n, pictures: [] };
   for (let i = 0; i < n; i++) {
     const groups = new Set();
     let lo = Infinity, hi = -Infinity, t = Infinity, b = -Infinity, l = Infinity, r = -Infinity;
@@ -224,6 +224,7 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
       lat.boxes.push([Math.trunc(l * sx), Math.trunc(t * sy), Math.max(1, pyRound(w * sx)), Math.max(1, pyRound(h * sy))]);
       lat.aspects.push(w / h);
       lat.cuts.push(Number(first.get(runs[i][0]) !== i) + Number(last.get(k) !== j - 1));
+      lat.broad.push(runs[last.get(k)][2] - runs[first.get(k)][1] >= P.broad * line);
       lat.marks.push(groups.size);
     }
   }
@@ -301,7 +302,8 @@ function readOne(lat, logprobs, count = null) {
       const e = logprobs[p * 10 + d] + P.aspect_weight * (-0.5 * (z * z)) + P.piece_cost + P.doubt_cost * doubt;
       if (e > best) { best = e; label = d; }
     }
-    labels.push(label); plain.push(best); withCut.push(best + 0.5 * P.cut_cost * lat.cuts[p] + P.join_cost * (lat.marks[p] - 1));
+    const cut = lat.broad[p] ? P.broad_cut_cost : P.cut_cost;
+    labels.push(label); plain.push(best); withCut.push(best + 0.5 * cut * lat.cuts[p] + P.join_cost * (lat.marks[p] - 1));
   }
   const [least, most] = count ?? [1, lat.atoms];
   const best = paths(lat, withCut, least, most);
