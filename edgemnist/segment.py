@@ -46,7 +46,7 @@ class Lattice:
     boxes: list[tuple[int, int, int, int]]  # each piece's ink box in the input picture's pixels: x, y, w, h
     aspects: list[float]  # each piece's width / height (for the prior)
     cuts: list[int]  # how many of each piece's two ends are cuts through ink (0: a mark's own edges)
-    broad: list[bool]  # each piece's cuts are in a mark at least `broad` lines wide (several digits, surely)
+    broad: list[bool]  # each piece's (last) mark is at least `broad` lines wide: several digits, surely
     marks: list[int]  # how many marks each piece joins (more than 1: a digit written in parts side by side)
     atoms: int
     single: np.ndarray | None = None  # one wide mark: the 28x28 of the single-digit path, its answer if read as one digit
