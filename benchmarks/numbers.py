@@ -4,7 +4,10 @@ share answered "sure", and the share of wrong answers marked sure; then the time
 of a five-digit 640x480 photo against a one-digit photo of the same size.
 
     python -m benchmarks.numbers [--n 400] [--slice tuning|held-out] [--kinds gaps,close,touching,zip,photo]
-                                 [--model exported/mlp.int8.onnx] [--rounds 200]
+                                 [--mail DIR] [--model exported/mlp.int8.onnx] [--rounds 200]
+
+`--mail DIR` adds the kind "mail": five-digit ZIP codes, laid out as "zip" is, of digits cut from real
+mail (the USPS ZIP-code digits, testkit/mail.py); its slice is zip.train (tuning) or zip.test (held-out).
 
 The segmentation was tuned on the `tuning` slice (test digits 0-4999); `held-out` (5000-9999) is measured,
 never tuned on. Each kind is read by one `edgemnist infer --json` process, as a user runs it.
@@ -25,7 +28,7 @@ from edgemnist import data, runtime
 from edgemnist.cpu import cpu_info, describe
 from edgemnist.preprocess import prepare
 from edgemnist.timing import interleaved
-from testkit import realworld, written_numbers
+from testkit import mail, realworld, written_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,18 +70,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--slice", choices=["tuning", "held-out"], default="held-out")
     parser.add_argument("--kinds", default=",".join(written_numbers.KINDS))
+    parser.add_argument("--mail", type=Path, help="the folder holding zip.train.gz and zip.test.gz: adds the kind mail")
     parser.add_argument("--model", default=str(ROOT / "exported/mlp.int8.onnx"))
     parser.add_argument("--rounds", type=int, default=20, help="timing rounds (0: no timing)")
     args = parser.parse_args()
     part = realworld.TUNING if args.slice == "tuning" else realworld.HELD_OUT
     mnist = data.load(quiet=True)
+    sources = {kind: (mnist.test_images, mnist.test_labels, part, kind) for kind in args.kinds.split(",")}
+    if args.mail:
+        digits, labels = mail.load(args.mail, mail.TUNING if args.slice == "tuning" else mail.HELD_OUT)
+        sources["mail"] = (mail.as_mnist(digits), labels, slice(None), "zip")
     print(f"CPU: {describe(cpu_info())}; model {args.model}; {args.slice} slice, {args.n} numbers per kind")
     print(f"{'kind':10} {'right':>7} {'sure':>7} {'wrong but sure':>15}")
     report: dict = {"cpu": describe(cpu_info()), "slice": args.slice, "kinds": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in args.kinds.split(","):
-            paths, want = written_numbers.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp) / kind, kind,
-                                        seed=args.seed, part=part)
+        for kind, (images, labels, digits, layout) in sources.items():
+            paths, want = written_numbers.build(images, labels, args.n, Path(tmp) / kind, layout, seed=args.seed, part=digits)
             r = report["kinds"][kind] = accuracy(paths, want, args.model)
             print(f"{kind:10} {r['right']:7.1%} {r['sure']:7.1%} {r['wrong_but_sure']:15.1%}")
         if args.rounds:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from edgemnist import answers, runtime, segment
 from edgemnist.preprocess import PreprocessError, prepare
-from testkit import realworld, written_numbers
+from testkit import mail, realworld, written_numbers
 
 from conftest import cli
 
@@ -278,3 +278,17 @@ def test_the_api_reads_numbers_as_infer_does(model, sets):
     assert [b.number for b in batch] == [r["number"] for r in read(model, paths[:5])]
     with pytest.raises(edgemnist.InputError, match="digits"):
         classifier.classify(five, digits=0)
+
+
+def test_mail_digits_are_checked_and_framed_as_mnist(tmp_path):
+    """The mail digits the benchmarks read (not shipped: no such file here) are refused unless they are the
+    published bytes, and are enlarged into MNIST's 20x20 box with 4 px of paper all round."""
+    import gzip
+
+    (tmp_path / mail.HELD_OUT).write_bytes(gzip.compress(("3 " + " ".join(["1"] * 256) + "\n").encode()))
+    with pytest.raises(ValueError, match="SHA256 differs"):
+        mail.load(tmp_path, mail.HELD_OUT)
+    framed = mail.as_mnist(np.full((1, 16, 16), 255, np.uint8))[0]
+    assert framed.shape == (28, 28)
+    assert np.flatnonzero(framed.max(0)).tolist() == list(range(4, 24))
+    assert np.flatnonzero(framed.max(1)).tolist() == list(range(4, 24))
