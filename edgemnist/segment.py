@@ -5,7 +5,10 @@ line, an underline, a dash) go; so do marks much shorter than the line (a decima
 The slant of the writing is measured from the components' own second moments and columns are
 taken along it, so slanted neighbours do not share columns. Components that share most of their
 columns are one digit (a 5's flag, a 7's crossbar, a pen lift). A mark wider than a digit may be
-several touching digits: it gets candidate cuts where little ink crosses a column. A line of such
+several touching digits: it gets candidate cuts where little ink crosses a column. So does a
+narrower mark, unless it is as narrow as a 1: thick narrow digits pressed together (an 11, a 14) make
+one mark narrower than a digit; a parse that cuts such a narrow mark where the best does not is a
+weaker runner-up (`narrow_cut_doubt`), so whole digits keep their "sure". A line of such
 marks alone (touching digits) has no slant to measure: it is read upright and again at the lean of
 most writers, and the model's scores choose between the two readings. A cut costs less in a mark so
 wide (`broad`) that it surely holds several digits.
@@ -47,6 +50,7 @@ class Lattice:
     aspects: list[float]  # each piece's width / height (for the prior)
     cuts: list[int]  # how many of each piece's two ends are cuts through ink (0: a mark's own edges)
     broad: list[bool]  # each piece's (last) mark is at least `broad` lines wide: several digits, surely
+    narrow: list[bool]  # each piece's (last) mark is at most `cut_from` lines wide: one digit, or narrow ones pressed together
     marks: list[int]  # how many marks each piece joins (more than 1: a digit written in parts side by side)
     atoms: int
     single: np.ndarray | None = None  # one wide mark: the 28x28 of the single-digit path, its answer if read as one digit
@@ -144,9 +148,9 @@ def _attach_short(group: np.ndarray, top, bottom, left, right, line: float) -> n
     return np.where(out >= 0, renumber[np.maximum(out, 0)], -1)
 
 
-def _cuts(profile: np.ndarray, height: float) -> list[int]:
-    """Candidate cuts in a wide group: columns where the ink across is a local minimum, at least a
-    narrow digit's width from the ends and from each other, fewest ink first, at most `max_cuts`."""
+def _cuts(profile: np.ndarray, height: float, most: int) -> list[int]:
+    """Candidate cuts in a group: columns where the ink across is a local minimum, at least a narrow
+    digit's width from the ends and from each other, fewest ink first, at most `most`."""
     w = len(profile)
     least = max(1, int(round(PARAMS["min_piece"] * height)))
     if w < 2 * least:
@@ -157,7 +161,7 @@ def _cuts(profile: np.ndarray, height: float) -> list[int]:
     for c in sorted(minima, key=lambda c: (profile[c], c)):
         if all(abs(c - o) >= least for o in chosen):
             chosen.append(c)
-        if len(chosen) == PARAMS["max_cuts"]:
+        if len(chosen) == most:
             break
     return sorted(chosen)
 
@@ -222,16 +226,18 @@ def _line_height(heights: np.ndarray) -> float:
 
 def _atoms(sheared: np.ndarray, g: np.ndarray, line: float, cut_every: bool) -> list[tuple[int, int, int]]:
     """(group, first sheared column, one past the last) of each atom, left to right. A group wider than
-    `cut_from` lines (or any, `cut_every`) gets candidate cuts."""
+    `cut_marks_from` lines (or any, `cut_every`) gets candidate cuts: `narrow_cuts` in a narrow one (at
+    most two digits fit in it), else up to `max_cuts`."""
     out = []
     for k in range(int(g.max()) + 1):
         sel = g == k
         c = sheared[sel]
         lo, hi = int(c.min()), int(c.max()) + 1
         cuts: list[int] = []
-        if cut_every or hi - lo > PARAMS["cut_from"] * line:
+        if cut_every or hi - lo > PARAMS["cut_marks_from"] * line:
             profile = np.bincount(c - lo, np.ones(len(c)), minlength=hi - lo)
-            cuts = [lo + b for b in _cuts(profile, line)]
+            narrow = not cut_every and hi - lo <= PARAMS["cut_from"] * line
+            cuts = [lo + b for b in _cuts(profile, line, PARAMS["narrow_cuts" if narrow else "max_cuts"])]
         edges = [lo, *cuts, hi]
         out += [(k, a, b) for a, b in zip(edges[:-1], edges[1:])]
     return out
@@ -239,7 +245,7 @@ def _atoms(sheared: np.ndarray, g: np.ndarray, line: float, cut_every: bool) -> 
 
 def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
     """Each admissible run of atoms -> its 28x28 picture, box and aspect."""
-    spans, places, sizes, boxes, aspects, cuts, marks, broad = [], [], [], [], [], [], [], []
+    spans, places, sizes, boxes, aspects, cuts, marks, broad, narrow = [], [], [], [], [], [], [], [], []
     n = len(atoms)
     first, last = {}, {}
     for i, (k, _, _) in enumerate(atoms):
@@ -286,12 +292,13 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
             aspects.append(w / h)
             cuts.append(int(first[atoms[i][0]] != i) + int(last[k] != j - 1))
             broad.append(atoms[last[k]][2] - atoms[first[k]][1] >= PARAMS["broad"] * line)
+            narrow.append(atoms[last[k]][2] - atoms[first[k]][1] <= PARAMS["cut_from"] * line)
             marks.append(len(groups))
     pictures = np.empty((len(sizes), pp.FRAME, pp.FRAME), np.float32)
     for group in _batches(sizes):
         some = [sizes[p] for p in group]
         pictures[group] = pp.frame_all(_stack([places[p] for p in group], some, rows, cols, ink), some)
-    return Lattice(pictures, spans, boxes, aspects, cuts, broad, marks, n)
+    return Lattice(pictures, spans, boxes, aspects, cuts, broad, narrow, marks, n)
 
 
 def _batches(sizes: list[tuple[int, int]], most: int = 1 << 20) -> list[list[int]]:
@@ -326,7 +333,8 @@ def _read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = No
     """The best parse of the line for the model's log-probabilities of every piece ([P, 10]); `count`
     (least, most) holds the number of digits. None: no parse fits `count`. The runner-up is scored
     without the costs of cuts and joins: a cut or a join that the model alone finds as good makes the
-    parse doubtful, whichever way the costs tipped it."""
+    parse doubtful, whichever way the costs tipped it; a cut in a narrow mark only with a lead of
+    `narrow_cut_doubt` per end (nearly any digit cut in two reads as two narrow digits)."""
     mean, sd = np.array(PARAMS["aspect_log_mean"]), np.array(PARAMS["aspect_log_sd"])
     prior = -0.5 * ((np.log(np.array(lat.aspects))[:, None] - mean) / sd) ** 2
     doubt = -(np.exp(logprobs) * logprobs).sum(1, keepdims=True)  # entropy: high for what reads as no digit
@@ -342,7 +350,8 @@ def _read(lat: Lattice, logprobs: np.ndarray, count: tuple[int, int] | None = No
         return None
     path = best[0][1]
     own = float(sum(plain[p] for p in path))
-    others = [s for s, q in _paths(lat, plain.tolist(), least, most) if q != path]
+    rival = plain + PARAMS["narrow_cut_doubt"] * (np.array(lat.narrow) * np.array(lat.cuts, np.float64))
+    others = [s for s, q in _paths(lat, rival.tolist(), least, most) if q != path]
     return Parse(list(path), [int(labels[p]) for p in path], best[0][0], own - others[0] if others else math.inf, own, lat)
 
 

@@ -214,33 +214,41 @@ def test_lattice_covers_every_atom_once(model, sets):
 def test_read_keeps_the_parse_an_oracle_scores_best():
     """segment.read against brute force on a mark of two atoms, read whole or cut in two: each piece
     scored as the module says (log-probability, aspect prior, cost per piece, cost of the model's doubt,
-    cost of a cut, less in a broad mark), and one mark alone read as two digits only with a lead of split_lead over one."""
+    cost of a cut, less in a broad mark), one mark alone read as two digits only with a lead of
+    split_lead over one, and the margin over the other parse scored without the cut's cost, but with
+    narrow_cut_doubt per end of a cut in a narrow mark."""
     P = segment.PARAMS
     mean, sd = np.array(P["aspect_log_mean"]), np.array(P["aspect_log_sd"])
     rng = np.random.default_rng(3)
 
-    def evidence(logp, aspect, cuts, broad):
+    def evidence(logp, aspect):
         doubt = -(np.exp(logp) * logp).sum()
         prior = -0.5 * ((np.log(aspect) - mean) / sd) ** 2
         e = logp + P["aspect_weight"] * prior + P["piece_cost"] + P["doubt_cost"] * doubt
-        return e.max() + 0.5 * P["broad_cut_cost" if broad else "cut_cost"] * cuts, int(e.argmax())
+        return e.max(), int(e.argmax())
 
     chosen = set()
     for _ in range(300):
         logits = rng.normal(0, rng.uniform(0.5, 6), (3, 10))
         logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
         aspects = list(rng.uniform(0.3, 1.6, 3))  # left piece, right piece, the whole mark
-        broad = bool(rng.integers(2))
+        broad, narrow = (bool(v) for v in rng.integers(2, size=2))
         lat = segment.Lattice(np.zeros((3, 28, 28), np.float32), [(0, 1), (1, 2), (0, 2)], [(0, 0, 1, 1)] * 3,
-                              aspects, [1, 1, 0], [broad] * 3, [1, 1, 1], 2)
-        (left, a), (right, b), (whole, c) = (evidence(logp[k], aspects[k], (1, 1, 0)[k], broad) for k in range(3))
+                              aspects, [1, 1, 0], [broad] * 3, [narrow] * 3, [1, 1, 1], 2)
+        (left, a), (right, b), (whole, c) = (evidence(logp[k], aspects[k]) for k in range(3))
+        cut = P["broad_cut_cost" if broad else "cut_cost"]  # half a cut at each of the two pieces' inner ends
+        split_over_whole = left + right + cut - whole
         for alone in (False, True):
             lat.single = np.zeros((28, 28), np.float32) if alone else None
-            split_wins = left + right - whole >= (P["split_lead"] if alone else 0.0)
+            split_wins = split_over_whole >= (P["split_lead"] if alone else 0.0)
             parse = segment.read(lat, logp)
             assert (parse.pieces, parse.labels) == (([0, 1], [a, b]) if split_wins else ([2], [c]))
-            chosen.add((alone, split_wins))
-    assert len(chosen) == 4  # each rule chose both ways
+            if not alone:
+                rival_split = left + right + (2 * P["narrow_cut_doubt"] if narrow else 0.0)
+                margin = left + right - whole if split_wins else whole - rival_split
+                assert parse.margin == pytest.approx(margin)
+            chosen.add((alone, split_wins, narrow))
+    assert len(chosen) == 8  # each rule chose both ways, in narrow marks and wider ones
 
 
 def test_spread_doubt_is_never_sure():

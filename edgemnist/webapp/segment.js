@@ -96,7 +96,7 @@ function attachShort(group, top, bottom, left, right, line) {
 }
 
 // segment._cuts: local minima of the ink across, a narrow digit's width from the ends and each other.
-function cuts(profile, height) {
+function cuts(profile, height, most) {
   const w = profile.length, least = Math.max(1, pyRound(P.min_piece * height));
   if (w < 2 * least) return [];
   const at = (c) => (c < 0 || c >= w ? Infinity : profile[c]);
@@ -106,7 +106,7 @@ function cuts(profile, height) {
   const chosen = [];
   for (const c of minima) {
     if (chosen.every((o) => Math.abs(c - o) >= least)) chosen.push(c);
-    if (chosen.length === P.max_cuts) break;
+    if (chosen.length === most) break;
   }
   return chosen.sort((a, b) => a - b);
 }
@@ -168,10 +168,11 @@ function atoms(sheared, g, line, cutEvery) {
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < g.length; i++) if (g[i] === grp) { lo = Math.min(lo, sheared[i]); hi = Math.max(hi, sheared[i] + 1); }
     let found = [];
-    if (cutEvery || hi - lo > P.cut_from * line) {
+    if (cutEvery || hi - lo > P.cut_marks_from * line) {
       const profile = new Float64Array(hi - lo);
       for (let i = 0; i < g.length; i++) if (g[i] === grp) profile[sheared[i] - lo]++;
-      found = cuts(profile, line).map((b) => lo + b);
+      const narrow = !cutEvery && hi - lo <= P.cut_from * line; // at most two digits fit in it
+      found = cuts(profile, line, narrow ? P.narrow_cuts : P.max_cuts).map((b) => lo + b);
     }
     const edges = [lo, ...found, hi];
     for (let e = 0; e + 1 < edges.length; e++) out.push([grp, edges[e], edges[e + 1]]);
@@ -179,7 +180,7 @@ function atoms(sheared, g, line, cutEvery) {
   return out;
 }
 
-// segment._pieces: each admissible run of atoms -> its 28x28, box, aspect, cuts, broad and marks.
+// segment._pieces: each admissible run of atoms -> its 28x28, box, aspect, cuts, broad, narrow and marks.
 function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
   const first = new Map(), last = new Map(), n = runs.length;
   runs.forEach(([k], i) => { if (!first.has(k)) first.set(k, i); last.set(k, i); });
@@ -195,7 +196,7 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
   const order = new Int32Array(rows.length), next = start.slice(0, n);
   for (let p = 0; p < rows.length; p++) order[next[of[p]]++] = p;
   const [top, bottom] = extent(of, rows, n), [left, right] = extent(of, cols, n);
-  const lat = { spans: [], boxes: [], aspects: [], cuts: [], broad: [], marks: [], atoms: n, pictures: [] };
+  const lat = { spans: [], boxes: [], aspects: [], cuts: [], broad: [], narrow: [], marks: [], atoms: n, pictures: [] };
   for (let i = 0; i < n; i++) {
     const groups = new Set();
     let lo = Infinity, hi = -Infinity, t = Infinity, b = -Infinity, l = Infinity, r = -Infinity;
@@ -225,6 +226,7 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
       lat.aspects.push(w / h);
       lat.cuts.push(Number(first.get(runs[i][0]) !== i) + Number(last.get(k) !== j - 1));
       lat.broad.push(runs[last.get(k)][2] - runs[first.get(k)][1] >= P.broad * line);
+      lat.narrow.push(runs[last.get(k)][2] - runs[first.get(k)][1] <= P.cut_from * line);
       lat.marks.push(groups.size);
     }
   }
@@ -290,9 +292,10 @@ export function read(lat, logprobs, count = null) {
 }
 
 // segment._read: the best parse for the pieces' log-probabilities ([P*10]) and its margin over the
-// best parse of other pieces, scored without the costs of cuts and joins; null when none has `count` digits.
+// best parse of other pieces, scored without the costs of cuts and joins (a cut in a narrow mark pays
+// narrow_cut_doubt per end); null when none has `count` digits.
 function readOne(lat, logprobs, count = null) {
-  const labels = [], plain = [], withCut = [];
+  const labels = [], plain = [], withCut = [], rival = [];
   for (let p = 0; p < lat.count; p++) {
     let best = -Infinity, label = 0, doubt = 0; // doubt: the entropy, high for what reads as no digit
     for (let d = 0; d < 10; d++) doubt -= Math.exp(logprobs[p * 10 + d]) * logprobs[p * 10 + d];
@@ -304,6 +307,7 @@ function readOne(lat, logprobs, count = null) {
     }
     const cut = lat.broad[p] ? P.broad_cut_cost : P.cut_cost;
     labels.push(label); plain.push(best); withCut.push(best + 0.5 * cut * lat.cuts[p] + P.join_cost * (lat.marks[p] - 1));
+    rival.push(best + (lat.narrow[p] ? P.narrow_cut_doubt * lat.cuts[p] : 0));
   }
   const [least, most] = count ?? [1, lat.atoms];
   const best = paths(lat, withCut, least, most);
@@ -311,7 +315,7 @@ function readOne(lat, logprobs, count = null) {
   const path = best[0][1];
   let own = 0;
   for (const p of path) own += plain[p];
-  const others = paths(lat, plain, least, most).filter(([, q]) => q.length !== path.length || q.some((v, i) => v !== path[i]));
+  const others = paths(lat, rival, least, most).filter(([, q]) => q.length !== path.length || q.some((v, i) => v !== path[i]));
   return { pieces: path, labels: path.map((p) => labels[p]), score: best[0][0], margin: others.length ? own - others[0][0] : Infinity, own };
 }
 
