@@ -3,7 +3,7 @@ MNIST *test* digits (testkit/written_numbers.py), for each kind the share of num
 share answered "sure", and the share of wrong answers marked sure; then the time from file to answer
 of a five-digit 640x480 photo against a one-digit photo of the same size.
 
-    python -m benchmarks.numbers [--n 400] [--slice tuning|held-out] [--kinds gaps,close,touching,zip,photo]
+    python -m benchmarks.numbers [--n 400] [--slice tuning|held-out] [--kinds gaps,close,touching,zip,photo,leaning]
                                  [--mail DIR] [--model exported/mlp.int8.onnx] [--rounds 200]
 
 `--mail DIR` adds the kind "mail": five-digit ZIP codes, laid out as "zip" is, of digits cut from real

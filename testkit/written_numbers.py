@@ -7,10 +7,12 @@ Kinds (KINDS), after what people hand over:
 - "touching": neighbours overlapping by 1-3 px, 2-3 digits;
 - "zip": five digits, gaps from -1 to 6 px, as a ZIP code written on an envelope;
 - "photo": 2-6 digits with gaps of 1-8 px, photographed: paper and ink colours, uneven light, turned
-  up to 4 degrees, sensor noise, JPEG at quality 70, 640x480.
+  up to 4 degrees, sensor noise, JPEG at quality 70, 640x480;
+- "leaning": touching as "touching" is, every digit leaning alike as one writer's do (each made upright
+  by its second moments, then sheared by one lean per number, mostly the top to the right).
 The plain kinds are PNGs at 1-3x MNIST's scale in either polarity, with a margin of paper.
 
-Each digit keeps its writer's slant and size (MNIST's own centring is undone: the digits stand on one
+Each digit but the leaning kind's keeps its writer's slant and size (MNIST's own centring is undone: the digits stand on one
 base line with a little jitter). TUNING and HELD_OUT of `testkit.realworld` say which digits to use.
 """
 
@@ -24,9 +26,29 @@ from PIL import Image
 from edgemnist.training.fragments import ink_columns
 from testkit.realworld import INKS, PAPERS, lighting
 
-KINDS = ("gaps", "close", "touching", "zip", "photo")
-_GAPS = {"gaps": (3, 8), "close": (0, 2), "touching": (-3, -1), "zip": (-1, 6), "photo": (1, 8)}
-_COUNTS = {"gaps": (2, 6), "close": (2, 6), "touching": (2, 3), "zip": (5, 5), "photo": (2, 6)}
+KINDS = ("gaps", "close", "touching", "zip", "photo", "leaning")
+_GAPS = {"gaps": (3, 8), "close": (0, 2), "touching": (-3, -1), "zip": (-1, 6), "photo": (1, 8), "leaning": (-3, -1)}
+_COUNTS = {"gaps": (2, 6), "close": (2, 6), "touching": (2, 3), "zip": (5, 5), "photo": (2, 6), "leaning": (2, 3)}
+LEANS = (-0.45, 0.1)  # columns per row; negative: the top to the right of the foot, as most writers lean
+
+
+def _sheared(digit: np.ndarray, k: float, row: float) -> np.ndarray:
+    """A 28x28 uint8 digit with each row moved k columns per row below `row` to the left (k < 0: right)."""
+    im = Image.fromarray(digit).transform((28, 28), Image.Transform.AFFINE, (1, k, -k * row, 0, 1, 0), Image.Resampling.BILINEAR)
+    return np.asarray(im)
+
+
+def lean_alike(digits: list[np.ndarray], lean: float) -> list[np.ndarray]:
+    """Digits of different writers -> each upright (its ink's covariance of column and row taken off)
+    and then leaning by `lean` columns per row about the frame's middle, as one writer's digits do."""
+    rows, cols = np.mgrid[0:28, 0:28].astype(np.float64)
+    out = []
+    for d in digits:
+        w = d.astype(np.float64) / max(float(d.sum()), 1.0)
+        my, mx = float((w * rows).sum()), float((w * cols).sum())
+        skew = float((w * (cols - mx) * (rows - my)).sum()) / max(float((w * (rows - my) ** 2).sum()), 1e-9)
+        out.append(_sheared(_sheared(d, skew, my), -lean, 14.0))
+    return out
 
 
 def compose(digits: list[np.ndarray], gaps: list[int], rng: np.random.Generator) -> tuple[np.ndarray, list[list[int]]]:
@@ -98,8 +120,11 @@ def render(digits: list[np.ndarray], kind: str, rng: np.random.Generator, out_ba
     record = {} if record is None else record
     lo, hi = _GAPS[kind]
     gaps = rng.integers(lo, hi + 1, len(digits) - 1).tolist()
-    ink, boxes = compose(digits, gaps, rng)
     record |= {"kind": kind, "gaps": gaps}
+    if kind == "leaning":
+        record["lean"] = round(float(rng.uniform(*LEANS)), 3)
+        digits = lean_alike(digits, record["lean"])
+    ink, boxes = compose(digits, gaps, rng)
     if kind == "photo":
         path = out_base.with_suffix(".jpg")
         _photo(ink, rng, boxes, record).save(path, quality=70)
