@@ -291,8 +291,9 @@ def _pieces(x, rows, cols, sheared, g, atoms, line, scale) -> Lattice:
             boxes.append((int(lft * sx), int(t * sy), max(1, round(w * sx)), max(1, round(h * sy))))
             aspects.append(w / h)
             cuts.append(int(first[atoms[i][0]] != i) + int(last[k] != j - 1))
-            broad.append(atoms[last[k]][2] - atoms[first[k]][1] >= PARAMS["broad"] * line)
-            narrow.append(atoms[last[k]][2] - atoms[first[k]][1] <= PARAMS["cut_from"] * line)
+            mark = atoms[last[k]][2] - atoms[first[k]][1]  # the (last) mark's width
+            broad.append(mark >= PARAMS["broad"] * line)
+            narrow.append(mark <= PARAMS["cut_from"] * line)
             marks.append(len(groups))
     pictures = np.empty((len(sizes), pp.FRAME, pp.FRAME), np.float32)
     for group in _batches(sizes):

@@ -225,8 +225,9 @@ function pieces(x, rows, cols, sheared, g, runs, line, [sy, sx]) {
       lat.boxes.push([Math.trunc(l * sx), Math.trunc(t * sy), Math.max(1, pyRound(w * sx)), Math.max(1, pyRound(h * sy))]);
       lat.aspects.push(w / h);
       lat.cuts.push(Number(first.get(runs[i][0]) !== i) + Number(last.get(k) !== j - 1));
-      lat.broad.push(runs[last.get(k)][2] - runs[first.get(k)][1] >= P.broad * line);
-      lat.narrow.push(runs[last.get(k)][2] - runs[first.get(k)][1] <= P.cut_from * line);
+      const mark = runs[last.get(k)][2] - runs[first.get(k)][1]; // the (last) mark's width
+      lat.broad.push(mark >= P.broad * line);
+      lat.narrow.push(mark <= P.cut_from * line);
       lat.marks.push(groups.size);
     }
   }
