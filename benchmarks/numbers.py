@@ -75,11 +75,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20, help="timing rounds (0: no timing)")
     args = parser.parse_args()
     part = realworld.TUNING if args.slice == "tuning" else realworld.HELD_OUT
+    try:
+        mail_digits = mail.load(args.mail, mail.TUNING if args.slice == "tuning" else mail.HELD_OUT) if args.mail else None
+    except ValueError as e:
+        parser.error(str(e))
     mnist = data.load(quiet=True)
     sources = {kind: (mnist.test_images, mnist.test_labels, part, kind) for kind in args.kinds.split(",")}
-    if args.mail:
-        digits, labels = mail.load(args.mail, mail.TUNING if args.slice == "tuning" else mail.HELD_OUT)
-        sources["mail"] = (mail.as_mnist(digits), labels, slice(None), "zip")
+    if mail_digits is not None:
+        sources["mail"] = (mail.as_mnist(mail_digits[0]), mail_digits[1], slice(None), "zip")
     print(f"CPU: {describe(cpu_info())}; model {args.model}; {args.slice} slice, {args.n} numbers per kind")
     print(f"{'kind':10} {'right':>7} {'sure':>7} {'wrong but sure':>15}")
     report: dict = {"cpu": describe(cpu_info()), "slice": args.slice, "kinds": {}}

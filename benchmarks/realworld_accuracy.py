@@ -53,6 +53,10 @@ def main() -> None:
     part = realworld.TUNING if args.slice == "tuning" else realworld.HELD_OUT
     if args.set == "mail" and args.mail is None:
         parser.error("--set mail needs --mail DIR (testkit/mail.py says where to get the files)")
+    try:
+        mail_digits = mail.load(args.mail, mail.TUNING if args.slice == "tuning" else mail.HELD_OUT) if args.set == "mail" else None
+    except ValueError as e:
+        parser.error(str(e))
     mnist = data.load(quiet=True)
     clean_images = mnist.test_images
     with tempfile.TemporaryDirectory() as tmp:
@@ -61,9 +65,8 @@ def main() -> None:
         if args.set == "handwriting":
             paths, labels = handwriting.build(args.n, Path(tmp), seed=args.seed, records=records)
         elif args.set == "mail":
-            digits, all_labels = mail.load(args.mail, mail.TUNING if args.slice == "tuning" else mail.HELD_OUT)
-            paths, labels, idx = mail.build(digits, all_labels, args.n, Path(tmp), seed=args.seed, records=records)
-            clean_images = mail.as_mnist(digits)
+            paths, labels, idx = mail.build(*mail_digits, args.n, Path(tmp), seed=args.seed, records=records)
+            clean_images = mail.as_mnist(mail_digits[0])
         elif args.set == "renderings":
             paths, labels, idx = realworld.build(mnist.test_images, mnist.test_labels, args.n, Path(tmp), seed=args.seed, part=part)
         else:

@@ -24,8 +24,12 @@ SHA256 = {TUNING: "66ebf231ab51f2cf6ac1a892d0f98ccffee1079d7a5db638c1f11f366046c
 
 
 def load(folder: Path, part: str = HELD_OUT) -> tuple[np.ndarray, np.ndarray]:
-    """One file of the folder -> (uint8 [N, 16, 16] light on dark, as published; int64 labels [N])."""
-    raw = (Path(folder) / part).read_bytes()
+    """One file of the folder -> (uint8 [N, 16, 16] light on dark, as published; int64 labels [N]).
+    ValueError, in one line, when the file is missing, unreadable or not the published one."""
+    try:
+        raw = (Path(folder) / part).read_bytes()
+    except OSError as e:
+        raise ValueError(f"{Path(folder) / part}: {e.strerror or e} (testkit/mail.py says where to get it)") from None
     if hashlib.sha256(raw).hexdigest() != SHA256[part]:
         raise ValueError(f"{Path(folder) / part} is not the published {part} (SHA256 differs)")
     table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), dtype=np.float32)

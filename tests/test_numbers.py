@@ -289,10 +289,12 @@ def test_the_api_reads_numbers_as_infer_does(model, sets):
 
 
 def test_mail_digits_are_checked_and_framed_as_mnist(tmp_path):
-    """The mail digits the benchmarks read (not shipped: no such file here) are refused unless they are the
-    published bytes, and are enlarged into MNIST's 20x20 box with 4 px of paper all round."""
+    """The mail digits the benchmarks read (not shipped: no such file here) are refused in one line when
+    missing or not the published bytes, and are enlarged into MNIST's 20x20 box with 4 px of paper all round."""
     import gzip
 
+    with pytest.raises(ValueError, match="says where to get it"):
+        mail.load(tmp_path, mail.HELD_OUT)
     (tmp_path / mail.HELD_OUT).write_bytes(gzip.compress(("3 " + " ".join(["1"] * 256) + "\n").encode()))
     with pytest.raises(ValueError, match="SHA256 differs"):
         mail.load(tmp_path, mail.HELD_OUT)
