@@ -65,7 +65,7 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
               count: tuple[int, int] | None = None) -> dict:
     """A line's answer from the model's logits for its pieces: "number", "digits" (label, confidence,
     sure, top_k, box each), the number's confidence (the product of its digits') and `sure` (every
-    digit sure, each a whole mark of a digit's width, the product above the "not sure" confidence too,
+    digit sure, each a whole mark of a digit's width, the product at least `number_sure` for several digits,
     and no parse of other pieces close); a number of
     one digit also has today's label, probabilities and top_k. {"error"} when no parse has `count` digits."""
     logp = np.log(np.maximum(runtime.softmax(logits.astype(np.float64)), 1e-300))  # every piece's at once: dozens of pieces
@@ -83,8 +83,9 @@ def read_line(model: runtime.Model, lat: segment.Lattice, logits: np.ndarray, to
         one["sure"] = one["sure"] and segment.plain(lat, piece)
         digits.append(one)
     confidence = math.prod(d["confidence"] for d in digits)
+    least = not_sure_below if len(digits) == 1 else max(not_sure_below, segment.PARAMS["number_sure"])
     result = {"label": digits[0]["label"] if len(digits) == 1 else None, "confidence": confidence,
-              "sure": all(d["sure"] for d in digits) and confidence >= not_sure_below and parse.margin >= segment.PARAMS["margin"],
+              "sure": all(d["sure"] for d in digits) and confidence >= least and parse.margin >= segment.PARAMS["margin"],
               "number": "".join(str(d["label"]) for d in digits), "digits": digits}
     if len(digits) == 1:
         result |= {"probabilities": probs[parse.pieces[0]], "top_k": digits[0]["top_k"]}

@@ -125,8 +125,9 @@ function lineAnswer(lat, logits, count, notSureBelow) {
   });
   let confidence = 1;
   for (const d of digits) confidence *= d.confidence;
+  const least = digits.length === 1 ? notSureBelow : Math.max(notSureBelow, PARAMS.number_sure);
   const result = { label: digits.length === 1 ? digits[0].label : null, confidence,
-    sure: digits.every((d) => d.sure) && confidence >= notSureBelow && parse.margin >= PARAMS.margin,
+    sure: digits.every((d) => d.sure) && confidence >= least && parse.margin >= PARAMS.margin,
     number: digits.map((d) => d.label).join(""), digits };
   if (digits.length === 1) Object.assign(result, { probabilities: probs[parse.first + parse.pieces[0]], top_k: digits[0].top_k });
   const pixels = new Float32Array(parse.pieces.length * 784);
