@@ -4,10 +4,11 @@ share answered "sure", and the share of wrong answers marked sure; then the time
 of a five-digit 640x480 photo against a one-digit photo of the same size.
 
     python -m benchmarks.numbers [--n 400] [--slice tuning|held-out] [--kinds gaps,close,touching,zip,photo,leaning]
-                                 [--mail DIR] [--model exported/mlp.int8.onnx] [--rounds 200]
+                                 [--mail DIR] [--model exported/mlp.int8.onnx] [--rounds 200] [--known-count]
 
 `--mail DIR` adds the kind "mail": five-digit ZIP codes, laid out as "zip" is, of digits cut from real
 mail (the USPS ZIP-code digits, testkit/mail.py); its slice is zip.train (tuning) or zip.test (held-out).
+`--known-count` reads each number with `--digits` its own length, as for a ZIP code or a form box.
 
 The segmentation was tuned on the `tuning` slice (test digits 0-4999); `held-out` (5000-9999) is measured,
 never tuned on. Each kind is read by one `edgemnist infer --json` process, as a user runs it.
@@ -33,11 +34,16 @@ from testkit import mail, realworld, written_numbers
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def accuracy(paths: list[str], want: list[str], model: str) -> dict:
-    """One `infer --json` run over the pictures -> right, sure, wrong-but-sure shares."""
-    run = subprocess.run([sys.executable, "-m", "edgemnist", "infer", "--json", "--model", model, *paths],
-                         capture_output=True, text=True, cwd=ROOT)
-    rows = {r["path"]: r for r in map(json.loads, run.stdout.splitlines())}
+def accuracy(paths: list[str], want: list[str], model: str, known_count: bool = False) -> dict:
+    """One `infer --json` run over the pictures (`known_count`: one per length, with `--digits` that
+    length, as a user who knows it runs it) -> right, sure, wrong-but-sure shares."""
+    runs = [[]] if not known_count else [["--digits", str(n)] for n in sorted(set(map(len, want)))]
+    rows = {}
+    for digits in runs:
+        some = [p for p, w in zip(paths, want) if not digits or len(w) == int(digits[1])]
+        run = subprocess.run([sys.executable, "-m", "edgemnist", "infer", "--json", "--model", model, *digits, *some],
+                             capture_output=True, text=True, cwd=ROOT)
+        rows |= {r["path"]: r for r in map(json.loads, run.stdout.splitlines())}
     got = [rows[p] for p in paths]
     right = [r.get("number") == w for r, w in zip(got, want)]
     sure = [bool(r.get("sure")) for r in got]
@@ -73,6 +79,7 @@ def main() -> None:
     parser.add_argument("--mail", type=Path, help="the folder holding zip.train.gz and zip.test.gz: adds the kind mail")
     parser.add_argument("--model", default=str(ROOT / "exported/mlp.int8.onnx"))
     parser.add_argument("--rounds", type=int, default=20, help="timing rounds (0: no timing)")
+    parser.add_argument("--known-count", action="store_true", help="read each number with --digits its own length")
     args = parser.parse_args()
     part = realworld.TUNING if args.slice == "tuning" else realworld.HELD_OUT
     try:
@@ -83,13 +90,14 @@ def main() -> None:
     sources = {kind: (mnist.test_images, mnist.test_labels, part, kind) for kind in args.kinds.split(",")}
     if mail_digits is not None:
         sources["mail"] = (mail.as_mnist(mail_digits[0]), mail_digits[1], slice(None), "zip")
-    print(f"CPU: {describe(cpu_info())}; model {args.model}; {args.slice} slice, {args.n} numbers per kind")
+    print(f"CPU: {describe(cpu_info())}; model {args.model}; {args.slice} slice, {args.n} numbers per kind"
+          + (", each read with --digits its length" if args.known_count else ""))
     print(f"{'kind':10} {'right':>7} {'sure':>7} {'wrong but sure':>15}")
-    report: dict = {"cpu": describe(cpu_info()), "slice": args.slice, "kinds": {}}
+    report: dict = {"cpu": describe(cpu_info()), "slice": args.slice, "known_count": args.known_count, "kinds": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind, (images, labels, digits, layout) in sources.items():
             paths, want = written_numbers.build(images, labels, args.n, Path(tmp) / kind, layout, seed=args.seed, part=digits)
-            r = report["kinds"][kind] = accuracy(paths, want, args.model)
+            r = report["kinds"][kind] = accuracy(paths, want, args.model, args.known_count)
             print(f"{kind:10} {r['right']:7.1%} {r['sure']:7.1%} {r['wrong_but_sure']:15.1%}")
         if args.rounds:
             t = report["timing"] = timing(mnist, Path(tmp), runtime.open_model(args.model, quiet=True), args.rounds)
