@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def accuracy(paths: list[str], want: list[str], model: str, known_count: bool = False) -> dict:
     """One `infer --json` run over the pictures (`known_count`: one per length, with `--digits` that
     length, as a user who knows it runs it) -> right, sure, wrong-but-sure shares."""
-    runs = [[]] if not known_count else [["--digits", str(n)] for n in sorted(set(map(len, want)))]
     rows = {}
-    for digits in runs:
-        some = [p for p, w in zip(paths, want) if not digits or len(w) == int(digits[1])]
+    for n in sorted(set(map(len, want))) if known_count else [None]:
+        some = [p for p, w in zip(paths, want) if n is None or len(w) == n]
+        digits = [] if n is None else ["--digits", str(n)]
         run = subprocess.run([sys.executable, "-m", "edgemnist", "infer", "--json", "--model", model, *digits, *some],
                              capture_output=True, text=True, cwd=ROOT)
         rows |= {r["path"]: r for r in map(json.loads, run.stdout.splitlines())}
