@@ -54,7 +54,7 @@ def main() -> None:
         "commands": [" ".join(c) for c in COMMANDS],
         "files": files,
         "packaged": {"edgemnist/pretrained/mlp.int8.onnx": "copy of exported/mlp.int8.onnx"},
-        "train": {k: train[k] for k in ("test_accuracy", "seconds", "epochs", "device", "trained_on", "variants", "fragments")},
+        "train": {k: v for k, v in train.items() if k not in ("history", "config", "checkpoint")},  # train --json's record
         "accuracy": {
             "torch": export["torch"]["accuracy"],
             "fp32": export["fp32"]["accuracy"],
