@@ -1,6 +1,7 @@
 """Whole numbers read by `edgemnist infer`: pictures of 2-6 handwritten digits in one line, built from
 MNIST *test* digits (testkit/written_numbers.py), for each kind the share of numbers read whole and right, the
-share answered "sure", and the share of wrong answers marked sure; then the time from file to answer
+share answered "sure", the share of wrong answers marked sure and the share of numbers answered as one sure
+digit (digits touching so that they read as one); then the time from file to answer
 of a five-digit 640x480 photo against a one-digit photo of the same size.
 
     python -m benchmarks.numbers [--n 400] [--slice tuning|held-out] [--kinds gaps,close,touching,zip,photo,leaning]
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def accuracy(paths: list[str], want: list[str], model: str, known_count: bool = False) -> dict:
     """One `infer --json` run over the pictures (`known_count`: one per length, with `--digits` that
-    length, as a user who knows it runs it) -> right, sure, wrong-but-sure shares."""
+    length, as a user who knows it runs it) -> right, sure, wrong-but-sure and one-sure-digit shares."""
     rows = {}
     for n in sorted(set(map(len, want))) if known_count else [None]:
         some = [p for p, w in zip(paths, want) if n is None or len(w) == n]
@@ -48,7 +49,8 @@ def accuracy(paths: list[str], want: list[str], model: str, known_count: bool = 
     right = [r.get("number") == w for r, w in zip(got, want)]
     sure = [bool(r.get("sure")) for r in got]
     return {"n": len(paths), "right": float(np.mean(right)), "sure": float(np.mean(sure)),
-            "wrong_but_sure": float(np.mean([s and not ok for s, ok in zip(sure, right)]))}
+            "wrong_but_sure": float(np.mean([s and not ok for s, ok in zip(sure, right)])),
+            "one_sure_digit": float(np.mean([s and len(r.get("number") or "") == 1 for s, r in zip(sure, got)]))}
 
 
 def timing(mnist, tmp: Path, model: runtime.Model, rounds: int) -> dict:
@@ -92,13 +94,13 @@ def main() -> None:
         sources["mail"] = (mail.as_mnist(mail_digits[0]), mail_digits[1], slice(None), "zip")
     print(f"CPU: {describe(cpu_info())}; model {args.model}; {args.slice} slice, {args.n} numbers per kind"
           + (", each read with --digits its length" if args.known_count else ""))
-    print(f"{'kind':10} {'right':>7} {'sure':>7} {'wrong but sure':>15}")
+    print(f"{'kind':10} {'right':>7} {'sure':>7} {'wrong but sure':>15} {'one sure digit':>15}")
     report: dict = {"cpu": describe(cpu_info()), "slice": args.slice, "known_count": args.known_count, "kinds": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for kind, (images, labels, digits, layout) in sources.items():
             paths, want = written_numbers.build(images, labels, args.n, Path(tmp) / kind, layout, seed=args.seed, part=digits)
             r = report["kinds"][kind] = accuracy(paths, want, args.model, args.known_count)
-            print(f"{kind:10} {r['right']:7.1%} {r['sure']:7.1%} {r['wrong_but_sure']:15.1%}")
+            print(f"{kind:10} {r['right']:7.1%} {r['sure']:7.1%} {r['wrong_but_sure']:15.1%} {r['one_sure_digit']:15.1%}")
         if args.rounds:
             t = report["timing"] = timing(mnist, Path(tmp), runtime.open_model(args.model, quiet=True), args.rounds)
             print(f"file to answer, p50: five-digit photo {t['five_digit_photo_s'] * 1e3:.2f} ms, "
