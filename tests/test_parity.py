@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from edgemnist.cpu import cpu_info
-from edgemnist.settings import QuantSettings, Thresholds
+from edgemnist.settings import NOT_SURE_BELOW, QuantSettings, Thresholds
 from edgemnist.training import parity
 from edgemnist.training import quantize as q
 from edgemnist.training.temperature import fit_temperature, fold_temperature
@@ -171,7 +171,7 @@ def test_probabilities_are_calibrated(case):
             cal = json.loads(meta["edgemnist.calibration"])
             assert cal["temperature"] == pytest.approx(r["calibration"]["temperature"], rel=1e-9)
             assert cal["ece_test"] == pytest.approx(r[precision]["calibration"]["ece"], abs=1e-6)
-            assert cal["ece_bins"] == 15 and cal["not_sure_below"] == 0.6
+            assert cal["ece_bins"] == 15 and cal["not_sure_below"] == NOT_SURE_BELOW
 
 
 def test_fit_temperature_recovers_a_known_temperature():
