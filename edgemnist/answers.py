@@ -189,7 +189,10 @@ def _pooled(lat: segment.Lattice, rows: np.ndarray) -> np.ndarray:
 def _read_one(model: runtime.Model, picture: Picture, rows: np.ndarray, top_k: int, count: tuple[int, int] | None) -> dict:
     """One picture's answer from the logits of its part of the batch."""
     if picture.line is None:
-        return answer(model, picture.pixels[None], [picture.digits], top_k, rows)[0] | {"pixels": picture.pixels}
+        one = answer(model, picture.pixels[None], [picture.digits], top_k, rows)[0] | {"pixels": picture.pixels}
+        if picture.box is not None:
+            one["digits"][0]["box"] = picture.box
+        return one
     lat = picture.line
     read = read_line(model, lat, _pooled(lat, rows), top_k, count)
     margin = read.pop("margin", math.inf)

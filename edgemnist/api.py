@@ -47,13 +47,13 @@ class Digit:
     confidence: float
     sure: bool
     top_k: list[Candidate]  # most probable first
-    box: tuple[int, int, int, int] | None = None  # x, y, w, h in the picture's pixels (a number's digits)
+    box: tuple[int, int, int, int] | None = None  # x, y, w, h in the picture's pixels (none for a 28x28 batch)
 
 
 @dataclass(frozen=True)
 class Result:
     """What a picture shows: one digit (the label, its calibrated confidence, whether to trust it, all
-    ten probabilities) and the number it makes, digit by digit, with each digit's box for a line."""
+    ten probabilities) and the number it makes, digit by digit, with each digit's box in the picture."""
 
     label: int | None  # None for a number of several digits
     confidence: float  # a number's: the product of its digits'

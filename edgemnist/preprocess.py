@@ -703,6 +703,7 @@ class Picture:
     digits: int = 0
     error: str | None = None
     again: object = None  # one narrow mark: its source, to read it as a line should the model find no digit in it
+    box: list[int] | None = None  # one digit: the box of its ink, [x, y, w, h] in the input picture's pixels
 
 
 def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contract.POLARITY,
@@ -717,7 +718,7 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     gray = decoded_gray(im)
     ink = first_look(gray, seen)
     if ink is None:
-        return Picture(_polarity(gray.astype(np.float32), polarity), digits=seen.digits)
+        return Picture(_polarity(gray.astype(np.float32), polarity), digits=seen.digits, box=picture_box(gray, seen, im))
     from edgemnist import segment  # segment builds on this module
 
     held = count is not None and count[0] > 1  # the user knows it holds several digits, however narrow
@@ -725,12 +726,26 @@ def read_picture(source: str | Path | bytes | Image.Image, polarity: str = contr
     several = line and (seen.digits > 1 or held)  # the first look or the count says so: no one-digit answer to frame
     pixels = None if several else _polarity(fit_frame(ink), polarity)
     if not line:
-        return Picture(pixels, digits=seen.digits, again=source if count != (1, 1) and seen.digits == 1 else None)
+        return Picture(pixels, digits=seen.digits, again=source if count != (1, 1) and seen.digits == 1 else None,
+                       box=picture_box(gray, seen, im))
     lat = segment.line_of(source, gray, seen, im, cut_every=held or as_line)
     for reading in lat.readings():
         reading.pieces = _polarity(reading.pieces, polarity)
     lat.single = pixels  # one wide mark: read as one digit, today's answer
     return Picture(line=lat, digits=seen.digits)
+
+
+def picture_box(first: np.ndarray, seen: Seen, im: Image.Image) -> list[int]:
+    """The ink the first look kept (`seen.extent`, in the enlarged working picture's pixels; none: a
+    picture already in MNIST form, all of it) -> [x, y, w, h] in the input picture's pixels. `first`:
+    the working picture, decoded from `im`."""
+    s = im.info.get(DECODED_SCALE, 1.0)  # the file's pixels per pixel of im
+    if seen.extent is None:
+        return [0, 0, round(im.width * s), round(im.height * s)]
+    tiny = min(1.0, max(first.shape) / MIN_SIDE)  # seen's boxes are in the enlarged tiny picture's pixels
+    top, left, bottom, right = (v * tiny for v in seen.extent)
+    fy, fx = im.height / first.shape[0] * s, im.width / first.shape[1] * s
+    return [int(left * fx), int(top * fy), max(1, round((right + 1 - left) * fx)), max(1, round((bottom + 1 - top) * fy))]
 
 
 def prepare(items: list[tuple[str | bytes, bool]], polarity: str = contract.POLARITY,

@@ -21,7 +21,7 @@
 // reference semantics, and 2x faster at batch 1 in WebAssembly than the fused integer kernels (QGemm),
 // which win only at large batches (benchmarks/web_bench.py). The download stays the int8 file.
 import * as ort from "./ort/ort.wasm.bundle.min.mjs";
-import { toGray, toMnist, isMnistForm, ready as paramsReady, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
+import { toGray, toMnist, isMnistForm, pictureBox, ready as paramsReady, PreprocessError, MAX_PIXELS, WORK_SIDE } from "./preprocess.js";
 import { isLine, lineOf, read, readings, plainPiece, PARAMS } from "./segment.js";
 import { checkModelBytes, IntegrityError, sha256Hex, sha256Js } from "./integrity.js";
 
@@ -148,7 +148,8 @@ async function classifyImageData(imageData, count = null) {
   const line = may && (held || isLine(seen.digits, seen.box));
   const lat = line ? lineOf(imageData, g, seen, held) : null;
   let pre = performance.now() - start;
-  let result = await answerOf(lat, pixels, seen.digits, held, count, flip, facts);
+  const inkBox = line ? null : pictureBox(imageData.width, imageData.height, g, seen);
+  let result = await answerOf(lat, pixels, seen.digits, held, count, flip, facts, inkBox);
   if (may && !line && seen.digits === 1 && doubt(result.probabilities) > PARAMS.no_digit_doubt) {
     // one narrow mark with no digit in it for the model: read again as a line (answers.for_prepared)
     const again = performance.now();
@@ -207,9 +208,14 @@ function pooled(logits, pieces, which) {
   return out;
 }
 
-// answers._read_one: the answer for one picture's digit (lat null) or line, the model run once on its pieces.
-async function answerOf(lat, pixels, digits, held, count, flip, facts) {
-  if (!lat) return { ...oneDigit(softmax(await classifyPixels(pixels, 1)), digits, facts.not_sure_below), pixels };
+// answers._read_one: the answer for one picture's digit (lat null; `inkBox`: its ink's box) or line,
+// the model run once on its pieces.
+async function answerOf(lat, pixels, digits, held, count, flip, facts, inkBox = null) {
+  if (!lat) {
+    const one = { ...oneDigit(softmax(await classifyPixels(pixels, 1)), digits, facts.not_sure_below), pixels };
+    if (inkBox) one.digits[0].box = inkBox;
+    return one;
+  }
   const parts = readings(lat);
   for (const r of parts) flip(r.pieces);
   const pieces = parts.reduce((sum, r) => sum + r.count, 0); // every reading's pieces, in order

@@ -487,6 +487,17 @@ function pad(g, p) {
 
 // Grayscale (at the working resolution) -> MNIST form: Float32Array(784), light digit on dark;
 // `seen` (preprocess.Seen) receives what the look found on the way (digits: how many side by side).
+// preprocess.picture_box: the ink the first look kept (seen.extent, in the enlarged working picture's
+// pixels; none: a picture already in MNIST form, all of it) -> [x, y, w, h] in the picture's pixels
+// (W x H); `first`: the working picture.
+export function pictureBox(W, H, first, seen) {
+  if (!seen.extent) return [0, 0, W, H];
+  const tiny = Math.min(1, Math.max(first.w, first.h) / MIN_SIDE); // seen's boxes are in the enlarged tiny picture's pixels
+  const [top, left, bottom, right] = seen.extent.map((v) => v * tiny);
+  const fy = H / first.h, fx = W / first.w;
+  return [Math.trunc(left * fx), Math.trunc(top * fy), Math.max(1, pyRound((right + 1 - left) * fx)), Math.max(1, pyRound((bottom + 1 - top) * fy))];
+}
+
 export function toMnist(g, seen = {}) {
   if (isMnistForm(g)) return Float32Array.from(g.a);
   return fitFrame(normalizeInk(enlargeTiny(g), seen));
