@@ -120,7 +120,8 @@ def test_one_digit_reads_as_today(model, mnist, tmp_path):
     paths = [str(realworld.render(mnist.test_images[i], np.random.default_rng(i), tmp_path / f"d{i}")) for i in range(5000, 5040)]
     plain = read(model, paths, (1, 1))
     default = read(model, paths)
-    for a, b in zip(plain, default):
+    lines = [q is not None and q.line is not None for q in prepare([(p, False) for p in paths], model.polarity)]
+    for a, b, line in zip(plain, default, lines):
         if "error" in a:
             assert a == b
             continue
@@ -128,7 +129,7 @@ def test_one_digit_reads_as_today(model, mnist, tmp_path):
         if "note" not in a:  # one mark: the same answer; a mark wide enough for two digits that reads
             # about as well as two (before the cost per piece) is not sure
             assert (a["label"], a["confidence"]) == (b["label"], b["confidence"])
-            assert b["sure"] == a["sure"] or (a["sure"] and not b["sure"])
+            assert b["sure"] == a["sure"] or (a["sure"] and not b["sure"] and line)
     changed = sum(a.get("sure") != b.get("sure") for a, b in zip(plain, default))
     assert changed <= 3, changed  # the few whose reading as two digits comes close (a 1 fused to a digit would)
 

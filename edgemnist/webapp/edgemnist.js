@@ -147,8 +147,8 @@ async function classifyImageData(imageData, count = null) {
   const may = !(count && count[0] === 1 && count[1] === 1) && !isMnistForm(g);
   const line = may && (held || isLine(seen.digits, seen.box));
   const lat = line ? lineOf(imageData, g, seen, held) : null;
-  let pre = performance.now() - start;
   const inkBox = line ? null : pictureBox(imageData.width, imageData.height, g, seen);
+  let pre = performance.now() - start;
   let result = await answerOf(lat, pixels, seen.digits, held, count, flip, facts, inkBox);
   if (may && !line && seen.digits === 1 && doubt(result.probabilities) > PARAMS.no_digit_doubt) {
     // one narrow mark with no digit in it for the model: read again as a line (answers.for_prepared)

@@ -485,8 +485,6 @@ function pad(g, p) {
   return out;
 }
 
-// Grayscale (at the working resolution) -> MNIST form: Float32Array(784), light digit on dark;
-// `seen` (preprocess.Seen) receives what the look found on the way (digits: how many side by side).
 // preprocess.picture_box: the ink the first look kept (seen.extent, in the enlarged working picture's
 // pixels; none: a picture already in MNIST form, all of it) -> [x, y, w, h] in the picture's pixels
 // (W x H); `first`: the working picture.
@@ -498,6 +496,8 @@ export function pictureBox(W, H, first, seen) {
   return [Math.trunc(left * fx), Math.trunc(top * fy), Math.max(1, pyRound((right + 1 - left) * fx)), Math.max(1, pyRound((bottom + 1 - top) * fy))];
 }
 
+// Grayscale (at the working resolution) -> MNIST form: Float32Array(784), light digit on dark;
+// `seen` (preprocess.Seen) receives what the look found on the way (digits: how many side by side).
 export function toMnist(g, seen = {}) {
   if (isMnistForm(g)) return Float32Array.from(g.a);
   return fitFrame(normalizeInk(enlargeTiny(g), seen));
